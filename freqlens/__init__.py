@@ -1,0 +1,10 @@
+"""freqlens: how vision backbones treat frequency.
+
+Importing freqlens registers the model zoo with timm (``freqlens.models``) and every measure.
+"""
+from freqlens.errors import FreqlensError, UsageError
+from freqlens.lens import Lens, ProbePoint
+
+__version__ = "0.1.0"
+
+__all__ = ["FreqlensError", "Lens", "ProbePoint", "UsageError", "__version__"]

@@ -1,0 +1,1 @@
+"""The freqlens model zoo (imported as ``freqlens.models``): each family registers its variants with timm."""

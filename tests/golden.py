@@ -1,0 +1,86 @@
+"""Golden-file checks shared by every zoo family (protocol: ../shared/golden/README.md)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
+_FEATURE_STATS = ("mean", "std", "abs_mean", "min", "max")
+
+
+def _detfill():
+    spec = importlib.util.spec_from_file_location("detfill", GOLDEN_DIR / "detfill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_DETFILL = _detfill()
+det_fill_ = _DETFILL.det_fill_
+det_input = _DETFILL.det_input
+
+
+def load_golden(variant: str) -> dict:
+    return json.loads((GOLDEN_DIR / f"{variant}.json").read_text())
+
+
+def golden_variants(prefix: str) -> list[str]:
+    return sorted(p.stem for p in GOLDEN_DIR.glob(f"{prefix}*.json"))
+
+
+def golden_dtype(golden: dict) -> torch.dtype:
+    return {"float64": torch.float64, "float32": torch.float32}[golden["dtype_used"]]
+
+
+def golden_input(golden: dict) -> torch.Tensor:
+    return det_input(tuple(golden["input"]["shape"]), golden["input"]["seed"], golden_dtype(golden))
+
+
+def assert_state_dict_matches(model: torch.nn.Module, golden: dict) -> None:
+    """Same names, shapes and order as the official state_dict, and the same parameter count."""
+    ours = [(k, list(v.shape)) for k, v in model.state_dict().items()]
+    theirs = [(name, shape) for name, shape, _dtype in golden["state_dict"]]
+    if ours != theirs:
+        ours_names, theirs_names = [k for k, _ in ours], [k for k, _ in theirs]
+        missing = [k for k in theirs_names if k not in ours_names][:10]
+        extra = [k for k in ours_names if k not in theirs_names][:10]
+        first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        raise AssertionError(
+            f"{golden['variant']}: state_dict differs (ours {len(ours)}, official {len(theirs)} entries); "
+            f"missing {missing}, unexpected {extra}; first difference at #{first}: "
+            f"ours {ours[first] if first < len(ours) else None} vs official {theirs[first] if first < len(theirs) else None}"
+        )
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == golden["num_params"], f"{golden['variant']}: {n_params} params, official {golden['num_params']}"
+
+
+def _rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((ours - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def assert_output_matches(output, golden: dict, tol: float) -> None:
+    """Logits, or per-feature-map statistics and samples, within relative error ``tol``."""
+    name = golden["variant"]
+    if golden["output_kind"] == "logits":
+        ref = torch.tensor(golden["output"], dtype=torch.float64)
+        ours = output.detach().to(torch.float64).cpu()
+        assert list(ours.shape) == list(ref.shape), f"{name}: output shape {list(ours.shape)} vs {list(ref.shape)}"
+        err = _rel_err(ours, ref)
+        assert err < tol, f"{name}: logits relative error {err:.3e} >= {tol:.0e}"
+        return
+    assert len(output) == len(golden["output"]), f"{name}: {len(output)} feature maps vs {len(golden['output'])}"
+    for i, (feat, ref) in enumerate(zip(output, golden["output"])):
+        feat = feat.detach().to(torch.float64).cpu()
+        assert list(feat.shape) == ref["shape"], f"{name}: map {i} shape {list(feat.shape)} vs {ref['shape']}"
+        stats = {
+            "mean": feat.mean(), "std": feat.std(), "abs_mean": feat.abs().mean(), "min": feat.min(), "max": feat.max()
+        }
+        for key in _FEATURE_STATS:
+            err = abs(float(stats[key]) - ref[key]) / max(abs(ref[key]), 1e-12)
+            assert err < tol, f"{name}: map {i} {key} {float(stats[key])!r} vs {ref[key]!r} (rel {err:.2e})"
+        samples = feat.flatten()[torch.tensor(ref["sample_flat_index"])]
+        err = _rel_err(samples, torch.tensor(ref["sample_value"], dtype=torch.float64))
+        assert err < tol, f"{name}: map {i} samples relative error {err:.3e} >= {tol:.0e}"
