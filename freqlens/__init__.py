@@ -8,3 +8,5 @@ from freqlens.lens import Lens, ProbePoint
 __version__ = "0.1.0"
 
 __all__ = ["FreqlensError", "Lens", "ProbePoint", "UsageError", "__version__"]
+
+import freqlens.models  # noqa: E402,F401  (registers the zoo with timm)
