@@ -1,1 +1,2 @@
 """The freqlens model zoo (imported as ``freqlens.models``): each family registers its variants with timm."""
+from freqlens.models import spartan  # noqa: F401
