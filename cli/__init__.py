@@ -1,0 +1,11 @@
+"""The `freqlens` command line (imported as ``freqlens.cli``): one typer app, one module per command group."""
+from freqlens.cli import models, spectrum  # noqa: F401  (registers the commands)
+from freqlens.cli.app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

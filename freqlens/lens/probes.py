@@ -111,11 +111,11 @@ def default_probe_points(model: nn.Module, input_size: tuple[int, int, int]) -> 
     declared = getattr(model, "probe_points", None)
     if declared:
         return list(declared)
-    info = getattr(model, "feature_info", None)
-    if info is not None and hasattr(info, "module_name"):
-        names = [info.module_name(i) for i in range(len(info))]
-        channels = [info.channels(i) for i in range(len(info))]
-        reductions = [info.reduction(i) for i in range(len(info))]
+    info = _feature_info(model)
+    if info:
+        names = [d["module"] for d in info]
+        channels = [d.get("num_chs") for d in info]
+        reductions = [d.get("reduction") for d in info]
         if len(names) < 6:  # stage-level info only (CNNs): look at every block of each stage
             names, channels, reductions = _expand_stages(model, names, channels, reductions)
     else:
@@ -161,6 +161,16 @@ def probe_points_for(model: nn.Module, names: Sequence[str], input_size: tuple[i
             )
         points.append(point)
     return points
+
+
+def _feature_info(model: nn.Module) -> list[dict]:
+    """timm's feature_info as a list of dicts, whether the model keeps a list or a FeatureInfo."""
+    info = getattr(model, "feature_info", None)
+    if info is None:
+        return []
+    if hasattr(info, "get_dicts"):
+        return list(info.get_dicts())
+    return [d for d in info if isinstance(d, dict) and d.get("module")]
 
 
 def _expand_stages(model, names, channels, reductions):

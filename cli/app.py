@@ -1,0 +1,72 @@
+"""The typer app, its global options, shared option aliases and the error boundary of every command."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from freqlens import __version__
+from freqlens.errors import FreqlensError
+
+app = typer.Typer(name="freqlens", help="How vision backbones treat frequency.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+_DEBUG = {"on": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"freqlens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+) -> None:
+    """freqlens: spectra, receptive fields, interactions, rank and rotation of vision backbones."""
+    _DEBUG["on"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr, format="%(message)s")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn FreqlensError into a one-line message and its exit code (2 usage, 1 other); no traceback."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.formatwarning = lambda msg, cat, *_args, **_kw: f"warning: {msg}\n"
+        try:
+            yield
+        except FreqlensError as exc:
+            if _DEBUG["on"]:
+                raise
+            typer.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                typer.echo(f"  hint: {exc.hint}", err=True)
+            raise typer.Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: no output was written", err=True)
+            raise typer.Exit(code=130) from None
+
+
+# Shared options: one declaration, used by every command that takes them.
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="timm/zoo name, module:factory or file.py:factory.")]
+CkptOpt = Annotated[Optional[Path], typer.Option("--ckpt", help="Checkpoint (.pth/.pt/.bin/.safetensors). Without it: random weights.")]
+ImagesOpt = Annotated[Optional[str], typer.Option("--images", "-i", help="Folder, ImageFolder tree, glob or .txt list. Default: bundled samples.")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (written atomically).")]
+ProbeOpt = Annotated[Optional[list[str]], typer.Option("--probe", "-p", help="Glob over probe points or module paths; repeatable.")]
+WeightsOpt = Annotated[str, typer.Option("--weights", help="Which weights of the checkpoint: auto, model or ema.")]
+TrustOpt = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow pickled code in the checkpoint (only for files you trust).")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use a seeded random subset of this many images.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")]
+WorkersOpt = Annotated[int, typer.Option("--num-workers", min=0, help="Data-loading worker processes.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 (autocast), float16 (autocast) or float64.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for image subsets and any sampling.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")]

@@ -1,0 +1,4 @@
+"""`python -m freqlens` runs the CLI."""
+from freqlens.cli import main
+
+main()

@@ -1,0 +1,269 @@
+"""Effective receptive field (ERF): how much each input pixel moves the centre of a feature map.
+
+Reference: Ding et al., "Scaling Up Your Kernels to 31x31: Revisiting Large Kernel Design in CNNs"
+(RepLKNet, CVPR 2022), repo ``DingXiaoH/RepLKNet-pytorch`` (b76808a), ``erf/visualize_erf.py`` and
+``erf/analyze_erf.py``. Preset ``replknet2022``:
+
+1. inputs resized to 1024x1024 (the image loader's job: ``settings()["input_size"]``), features taken at
+   the last stage's output (before the final norm and head: ``erf/resnet_for_erf.py`` returns layer4);
+2. objective ``sum_{b,c} relu(f[b, c, h//2, w//2])``;
+3. ``g = relu(d objective / d input)`` summed over batch and input channels, averaged over images
+   (images whose map has a NaN are skipped, as ``visualize_erf.py`` does);
+4. heat map ``log10(avg + 1) / max``;
+5. area ratio at threshold t: the smallest centred square of side 2i+1, i >= 1, whose sum of the heat
+   map exceeds t of the total; ratio = side² / (H·W). ``analyze_erf.get_rectangle`` starts at i = 1
+   (side 3, never 1) and stops before i = H//2; where no square qualifies the ratio is None.
+
+One backward per batch is exact when no image's output depends on another image of the batch. The
+first batch of two or more images checks this (``coupling_check``): the gradient of image 0's objective
+must vanish on the other images, and image 0's batched gradient must equal its gradient computed
+alone. A coupled model (e.g. one mixing samples through batch statistics) is then measured image by
+image (``on_coupling="per_sample"``) or refused (``"error"``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from freqlens.errors import FreqlensError
+from freqlens.lens.lens import Lens
+from freqlens.lens.probes import ProbePoint, default_probe_points
+from freqlens.measures.base import Measure, register_measure
+
+THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.5, 0.99)  # analyze_erf.py
+OnCoupling = Literal["per_sample", "error"]
+
+
+def centre_objective(features: torch.Tensor) -> torch.Tensor:
+    """``sum_{b,c} relu(f[b, c, h//2, w//2])`` of (B, C, H, W) features (visualize_erf.get_input_grad)."""
+    h, w = features.shape[-2:]
+    return torch.relu(features[:, :, h // 2, w // 2]).sum()
+
+
+def contribution_maps(grad: torch.Tensor) -> torch.Tensor:
+    """Per-image (B, H, W) contribution scores ``relu(grad)`` summed over input channels, in float64."""
+    return torch.relu(grad).sum(dim=1, dtype=torch.float64)
+
+
+def erf_heatmap(mean_map: torch.Tensor) -> torch.Tensor:
+    """``log10(map + 1)`` rescaled to a maximum of 1 (analyze_erf.py); an all-zero map stays zero."""
+    data = torch.log10(mean_map.to(torch.float64) + 1)
+    top = data.max()
+    return data / top if top > 0 else data
+
+
+def area_ratio(heatmap: torch.Tensor, threshold: float) -> tuple[int, float] | None:
+    """(side, side²/(H·W)) of the smallest centred square (side 2i+1, i >= 1) holding > ``threshold``.
+
+    Follows ``analyze_erf.get_rectangle``: i runs over 1 … H//2 - 1 (min(H, W) for non-square maps),
+    so the full map never qualifies and a 1-pixel square is never tried; None when no square exceeds
+    the threshold.
+
+    >>> area_ratio(torch.ones(8, 8), 0.1)
+    (3, 0.140625)
+    """
+    h, w = heatmap.shape
+    total = float(heatmap.sum())
+    sides = torch.arange(1, min(h, w) // 2)  # half-sides i; min(h, w) keeps non-square maps in bounds
+    if total <= 0 or sides.numel() == 0:
+        return None
+    integral = torch.nn.functional.pad(heatmap.to(torch.float64).cumsum(0).cumsum(1), (1, 0, 1, 0))
+    top, bottom = h // 2 - sides, h // 2 + 1 + sides
+    left, right = w // 2 - sides, w // 2 + 1 + sides
+    sums = integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
+    hits = torch.nonzero(sums / total > threshold)
+    if hits.numel() == 0:
+        return None
+    side = 2 * int(sides[hits[0, 0]]) + 1
+    return side, side / h * side / w
+
+
+def last_stage_point(points: Sequence[ProbePoint]) -> ProbePoint:
+    """The last point of kind ``stage`` (the ERF preset's feature map), else the last point."""
+    if not points:
+        raise FreqlensError("the model has no probe points", hint="name the modules to probe with --probe PATTERN")
+    stages = [p for p in points if p.kind == "stage"]
+    return stages[-1] if stages else points[-1]
+
+
+@register_measure
+class EffectiveReceptiveField(Measure):
+    """Mean input-gradient map of the centre of each probe point (see the module docstring).
+
+    ``update(model, images)`` takes the model and a normalised (B, 3, H, W) batch (run in eval mode,
+    parameters frozen for the duration); ``compute()`` returns per point the mean contribution map,
+    the heat map, the area ratios at ``THRESHOLDS`` and the image counts. States per point:
+    ``grad_sum`` ((H, W) float64 sum of per-image maps), ``count`` (images used) and ``skipped``
+    (images whose map had a NaN).
+
+    Args:
+        preset: the protocol this run follows (recorded in the provenance).
+        points: probe points whose centres to explain; None: the model's last stage output.
+        input_size: side the images must have (1024 in the preset); None accepts any size.
+        on_coupling: what to do when the batch-coupling check fails: measure image by image, or raise.
+        coupling_check: run the check on the first batch of two or more images.
+    """
+
+    name = "erf"
+    presets = {"replknet2022": {"preset": "replknet2022", "input_size": 1024}}
+
+    def __init__(
+        self,
+        preset: str = "replknet2022",
+        points: Sequence[ProbePoint] | None = None,
+        input_size: int | None = 1024,
+        on_coupling: OnCoupling = "per_sample",
+        coupling_check: bool = True,
+    ) -> None:
+        super().__init__()
+        if preset not in self.presets:
+            raise ValueError(f"erf: unknown preset {preset!r}; known presets: {sorted(self.presets)}")
+        if input_size is not None and input_size < 1:
+            raise ValueError(f"erf: input_size must be >= 1 or None, got {input_size}")
+        if on_coupling not in ("per_sample", "error"):
+            raise ValueError(f"erf: on_coupling must be 'per_sample' or 'error', got {on_coupling!r}")
+        if points is not None and not points:
+            raise ValueError("erf: points must be None (last stage) or a non-empty sequence")
+        self.preset = preset
+        self.points = list(points) if points is not None else None
+        self.input_size = input_size
+        self.on_coupling = on_coupling
+        self.coupling_check = coupling_check
+        self.coupled: bool | None = None  # None until a batch of >= 2 images has been checked
+        self.add_state("grad_sum", {}, "sum")
+        self.add_state("count", {}, "sum")
+        self.add_state("skipped", {}, "sum")
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "points": [p.name for p in self.points] if self.points is not None else "last stage",
+            "input_size": self.input_size,
+            "objective": "relu(f[:, :, h//2, w//2]).sum()",
+            "thresholds": list(THRESHOLDS),
+        }
+
+    def update(self, model: nn.Module, images: torch.Tensor) -> None:
+        if images.dim() != 4:
+            raise ValueError(f"erf: expected (B, C, H, W) images, got shape {tuple(images.shape)}")
+        if self.input_size is not None and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
+            raise FreqlensError(
+                f"erf: images are {images.shape[-2]}x{images.shape[-1]} but this run needs "
+                f"{self.input_size}x{self.input_size}",
+                hint="resize the images (the replknet2022 preset uses 1024x1024) or set input_size=None",
+            )
+        points = self.points or [last_stage_point(default_probe_points(model, tuple(images.shape[1:])))]
+        if self.points is None:
+            self.points = points
+        if self.coupling_check and self.coupled is None and images.shape[0] > 1:
+            self.coupled = batch_coupled(model, images, points)
+            if self.coupled and self.on_coupling == "error":
+                raise FreqlensError(
+                    f"erf: {type(model).__name__} couples the images of a batch (an image's gradient "
+                    "depends on the other images), so a batched ERF would be wrong",
+                    hint="use on_coupling='per_sample' (one image per backward)",
+                )
+        batches = images.split(1) if self.coupled else (images,)
+        for batch in batches:
+            for name, maps in input_gradient_maps(model, batch, points).items():
+                self._accumulate(name, maps)
+
+    def _accumulate(self, name: str, maps: torch.Tensor) -> None:
+        finite = ~torch.isnan(maps).flatten(1).any(dim=1)
+        total = maps[finite].sum(0)
+        used = torch.tensor(float(finite.sum()), dtype=torch.float64, device=maps.device)
+        skipped = torch.tensor(float((~finite).sum()), dtype=torch.float64, device=maps.device)
+        if name not in self.grad_sum:
+            self.grad_sum[name], self.count[name], self.skipped[name] = total, used, skipped
+            return
+        if self.grad_sum[name].shape != total.shape:
+            raise ValueError(
+                f"erf: {name}: input size changed from {tuple(self.grad_sum[name].shape)} to {tuple(total.shape)}"
+            )
+        self.grad_sum[name] += total
+        self.count[name] += used
+        self.skipped[name] += skipped
+
+    def compute(self) -> dict[str, Any]:
+        """Per point: ``mean_map`` (H, W), ``heatmap`` (H, W), ``area_ratios`` {t: ratio or None},
+        ``sides`` {t: side or None}, ``images`` and ``skipped``; plus ``batch_coupled``."""
+        if not self.grad_sum:
+            raise ValueError("erf: no images seen yet; call update() first")
+        names = [p.name for p in self.points or []] or list(self.grad_sum)
+        points = []
+        for name in names:
+            count = float(self.count[name])
+            mean_map = self.grad_sum[name].cpu() / count if count > 0 else torch.full_like(self.grad_sum[name].cpu(), math.nan)
+            heat = erf_heatmap(mean_map)
+            found = {t: area_ratio(heat, t) if count > 0 else None for t in THRESHOLDS}
+            points.append(
+                {
+                    "name": name,
+                    "mean_map": mean_map,
+                    "heatmap": heat,
+                    "area_ratios": {t: (r[1] if r else None) for t, r in found.items()},
+                    "sides": {t: (r[0] if r else None) for t, r in found.items()},
+                    "images": int(count),
+                    "skipped": int(self.skipped[name]),
+                }
+            )
+        return {"points": points, "batch_coupled": self.coupled, "settings": self.settings()}
+
+
+def input_gradient_maps(model: nn.Module, images: torch.Tensor, points: Sequence[ProbePoint]) -> dict[str, torch.Tensor]:
+    """Per point, the per-image contribution maps (B, H, W) of one batched backward per point.
+
+    The model runs in eval mode with its parameters frozen (both restored on exit); ``images`` is
+    neither modified nor left with a gradient.
+    """
+    x, captured = _forward_capture(model, images, points)
+    maps = {}
+    for i, point in enumerate(points):
+        (grad,) = torch.autograd.grad(centre_objective(captured[point.name]), x, retain_graph=i < len(points) - 1)
+        maps[point.name] = contribution_maps(grad)
+    return maps
+
+
+def batch_coupled(model: nn.Module, images: torch.Tensor, points: Sequence[ProbePoint], rtol: float | None = None) -> bool:
+    """True when image 0's centre gradient depends on the rest of the batch (module docstring).
+
+    Two checks, on the first point: the gradient of image 0's objective on images 1… must be zero,
+    and image 0's gradient in the batch must match its gradient alone to ``rtol`` of its largest
+    value (default 1e-3, 3e-2 under reduced-precision autocast, 1e-8 in float64).
+    """
+    point = points[:1]
+    x, captured = _forward_capture(model, images, point)
+    feats = captured[point[0].name]
+    (batched,) = torch.autograd.grad(centre_objective(feats[:1]), x)
+    (alone_x, alone) = _forward_capture(model, images[:1], point)
+    (single,) = torch.autograd.grad(centre_objective(alone[point[0].name]), alone_x)
+    if rtol is None:
+        reduced = torch.is_autocast_enabled(images.device.type)
+        rtol = 1e-8 if images.dtype == torch.float64 and not reduced else (3e-2 if reduced else 1e-3)
+    scale = single.abs().max().clamp_min(torch.finfo(single.dtype).tiny)
+    leak = batched[1:].abs().max() / scale
+    mismatch = (batched[:1] - single).abs().max() / scale
+    return bool(leak > rtol or mismatch > rtol or torch.isnan(leak) or torch.isnan(mismatch))
+
+
+def _forward_capture(
+    model: nn.Module, images: torch.Tensor, points: Sequence[ProbePoint]
+) -> tuple[torch.Tensor, Mapping[str, torch.Tensor]]:
+    """Run the model on a grad-requiring copy of ``images``; return it and each point's (B, C, H, W) output."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(point: ProbePoint, features: torch.Tensor) -> None:
+        captured[point.name] = features
+
+    x = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad(), Lens(model, points, keep) as lens:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        lens.model(x)
+    missing = [p.name for p in points if p.name not in captured]
+    if missing:
+        raise FreqlensError(f"erf: probe points {missing} produced no output", hint="check the probe point names")
+    return x, captured

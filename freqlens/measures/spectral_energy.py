@@ -1,0 +1,217 @@
+"""Spectral energy per layer: the mean log-amplitude spectrum of each probe point's feature maps.
+
+Reference: Park & Kim, "How Do Vision Transformers Work?" (ICLR 2022), repo ``xxxnell/how-do-vits-work``,
+``fourier_analysis.ipynb``; SPANetV2's ``Fourier_analysis.ipynb`` applies the same recipe.
+
+For features x of shape (B, C, H, W), per image and channel, F = log(|fft2(x)| + 1e-6); the state is the
+sum of F over images and channels (and of |fft2(x)|² for the power-based outputs) with its count. The
+mean map is shifted so the zero frequency sits at (H//2, W//2). The preset ``parkkim2022`` summarises it
+as the half-diagonal ``diag(F)[H//2:]`` relative to its first (DC) element: the "relative log amplitude"
+curve, whose last point (the highest diagonal frequency) is the layer's "Δ log amplitude".
+
+The map of a real signal is Hermitian-symmetric, so only the half plane of ``rfft2`` is accumulated and the
+full map is rebuilt at ``compute`` time: half the FFT work and memory, same numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Mapping
+
+import torch
+
+from freqlens.measures.base import Measure, register_measure
+
+EPS = 1e-6  # inside the log, as in the reference notebook
+
+
+def half_plane_log_amplitude(x: torch.Tensor, chunk_elems: int = 1 << 25) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over batch and channels of log(|rfft2(x)| + EPS) and of |rfft2(x)|², both (H, W//2+1) float64.
+
+    The FFT runs in float32 (or float64 for float64 input), in channel chunks of at most ``chunk_elems``
+    input elements, so the extra memory stays bounded whatever the feature-map size.
+    """
+    b, c, h, w = x.shape
+    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    step = max(1, chunk_elems // max(1, b * h * w))
+    logamp = torch.zeros(h, w // 2 + 1, dtype=torch.float64, device=x.device)
+    power = torch.zeros_like(logamp)
+    for start in range(0, c, step):
+        amp = torch.fft.rfft2(x[:, start : start + step].to(compute_dtype)).abs()
+        logamp += torch.log(amp + EPS).sum(dim=(0, 1), dtype=torch.float64)
+        power += amp.square().sum(dim=(0, 1), dtype=torch.float64)
+    return logamp, power
+
+
+def full_plane(half: torch.Tensor, width: int) -> torch.Tensor:
+    """Rebuild the (H, W) map of a Hermitian-symmetric spectrum from its rfft half (H, W//2+1).
+
+    >>> x = torch.randn(5, 6, dtype=torch.float64)
+    >>> bool(torch.allclose(full_plane(torch.fft.rfft2(x).abs(), 6), torch.fft.fft2(x).abs()))
+    True
+    """
+    h = half.shape[0]
+    cols = torch.arange(width, device=half.device)
+    mirrored = cols > width // 2
+    src_col = torch.where(mirrored, (width - cols) % width, cols)
+    rows = torch.arange(h, device=half.device)[:, None]
+    src_row = torch.where(mirrored[None, :], (-rows) % h, rows.expand(h, width))
+    return half[src_row, src_col.expand(h, width)]
+
+
+def centre(spectrum: torch.Tensor) -> torch.Tensor:
+    """Move the zero frequency to (H//2, W//2): ``roll`` by half the size, i.e. fftshift."""
+    h, w = spectrum.shape[-2:]
+    return torch.roll(spectrum, shifts=(h // 2, w // 2), dims=(-2, -1))
+
+
+def radial_frequency(h: int, w: int) -> torch.Tensor:
+    """Normalised radius r = sqrt(fy² + fx²) / f_Nyquist of each entry of a centred (H, W) map, 0 … √2."""
+    fy = torch.fft.fftshift(torch.fft.fftfreq(h, dtype=torch.float64))
+    fx = torch.fft.fftshift(torch.fft.fftfreq(w, dtype=torch.float64))
+    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) / 0.5
+
+
+@dataclasses.dataclass
+class PointSpectrum:
+    """The spectrum of one probe point, all maps centred (zero frequency at (H//2, W//2))."""
+
+    name: str
+    shape: tuple[int, int]
+    count: int  # images x channels averaged
+    log_amplitude: torch.Tensor  # (H, W) mean log-amplitude map
+    power: torch.Tensor  # (H, W) mean power map
+    diag_freq: torch.Tensor  # (K,) diagonal frequencies k, in units of pi: 2k/H
+    relative_log_amplitude: torch.Tensor  # (K,) half-diagonal minus its DC element (parkkim2022)
+    delta_log_amplitude: float  # last element of relative_log_amplitude
+    radial_edges: torch.Tensor  # (bins+1,) normalised radius
+    radial_power: torch.Tensor  # (bins,) mean power per annulus (nan where the grid has no frequency)
+    hf_fraction: float  # power at r > hf_cutoff over power at r > 0 (DC excluded)
+    profile_y: torch.Tensor  # (H,) mean log-amplitude over columns
+    profile_x: torch.Tensor  # (W,) mean log-amplitude over rows
+
+
+@dataclasses.dataclass
+class SpectrumResult:
+    """Per-probe-point spectra in forward order, plus the settings that made them."""
+
+    points: list[PointSpectrum]
+    settings: dict
+
+    def __getitem__(self, name: str) -> PointSpectrum:
+        for point in self.points:
+            if point.name == name:
+                return point
+        raise KeyError(f"no probe point {name!r}; have {[p.name for p in self.points]}")
+
+    def normalized_depth(self) -> list[float]:
+        """Depth of each point in [0, 1] by forward order, the x axis of the Δ log amplitude plot."""
+        n = len(self.points)
+        return [i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+
+
+@register_measure
+class SpectralEnergy(Measure):
+    """Mean log-amplitude spectrum of each probe point's features (see the module docstring).
+
+    ``update(features)`` takes ``{probe name: (B, C, H, W) tensor}``; ``compute()`` returns a
+    :class:`SpectrumResult`. Per-point states: ``logamp_sum`` and ``power_sum`` (H, W//2+1) float64
+    half-plane sums, ``count`` (images x channels) and ``width`` (W).
+
+    Args:
+        preset: the protocol this run follows (recorded in the provenance).
+        radial_bins: number of equal-width annuli of normalised radius over [0, √2].
+        hf_cutoff: normalised radius above which power counts as high frequency.
+    """
+
+    name = "spectrum"
+    presets = {"parkkim2022": {"radial_bins": 16, "hf_cutoff": 0.5}}
+
+    def __init__(self, preset: str = "parkkim2022", radial_bins: int = 16, hf_cutoff: float = 0.5) -> None:
+        super().__init__()
+        if radial_bins < 1:
+            raise ValueError(f"radial_bins must be >= 1, got {radial_bins}")
+        if not 0.0 < hf_cutoff < math.sqrt(2):
+            raise ValueError(f"hf_cutoff must lie in (0, sqrt(2)), got {hf_cutoff}")
+        self.preset = preset
+        self.radial_bins = radial_bins
+        self.hf_cutoff = hf_cutoff
+        self.add_state("logamp_sum", {}, "sum")
+        self.add_state("power_sum", {}, "sum")
+        self.add_state("count", {}, "sum")
+        self.add_state("width", {}, "max")  # W is not recoverable from the W//2+1 half-plane columns
+        self.order: list[str] = []  # forward order of probe points, for depth
+
+    def settings(self) -> dict:
+        return {"preset": self.preset, "radial_bins": self.radial_bins, "hf_cutoff": self.hf_cutoff, "eps": EPS}
+
+    @torch.no_grad()
+    def update(self, features: Mapping[str, torch.Tensor]) -> None:
+        for name, x in features.items():
+            if x.dim() != 4:
+                raise ValueError(f"{name}: expected (B, C, H, W) features, got shape {tuple(x.shape)}")
+            logamp, power = half_plane_log_amplitude(x.detach())
+            count = torch.tensor(x.shape[0] * x.shape[1], dtype=torch.float64, device=x.device)
+            width = torch.tensor(x.shape[3], dtype=torch.float64, device=x.device)
+            if name not in self.logamp_sum:
+                self.order.append(name)
+                self.logamp_sum[name], self.power_sum[name], self.count[name] = logamp, power, count
+                self.width[name] = width
+            else:
+                if self.logamp_sum[name].shape != logamp.shape or self.width[name] != width:
+                    raise ValueError(
+                        f"{name}: feature map size changed from {tuple(self.logamp_sum[name].shape[:1])}x"
+                        f"{int(self.width[name])} to {x.shape[2]}x{x.shape[3]}; use one input size per run"
+                    )
+                self.logamp_sum[name] += logamp
+                self.power_sum[name] += power
+                self.count[name] += count
+
+    def merge(self, other: "Measure") -> "Measure":
+        super().merge(other)
+        self.order += [n for n in getattr(other, "order", []) if n not in self.order]
+        return self
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        super().load_state_dict(state_dict)
+        self.order = [k.partition("/")[2] for k in state_dict if k.startswith("count/")]
+
+    def compute(self) -> SpectrumResult:
+        if not self.order:
+            raise ValueError("spectrum: no features seen yet; call update() first")
+        return SpectrumResult([self._point(name) for name in self.order], self.settings())
+
+    def _point(self, name: str) -> PointSpectrum:
+        count = float(self.count[name])
+        h = self.logamp_sum[name].shape[0]
+        w = int(self.width[name])
+        logamp = centre(full_plane(self.logamp_sum[name].cpu() / count, w))
+        power = centre(full_plane(self.power_sum[name].cpu() / count, w))
+        k = min(h - h // 2, w - w // 2)
+        ks = torch.arange(k)
+        diag = logamp[h // 2 + ks, w // 2 + ks]
+        relative = diag - diag[0]
+        radius = radial_frequency(h, w)
+        edges = torch.linspace(0.0, math.sqrt(2), self.radial_bins + 1, dtype=torch.float64)
+        which = torch.bucketize(radius, edges[1:-1], right=True)
+        sums = torch.zeros(self.radial_bins, dtype=torch.float64).index_add_(0, which.flatten(), power.flatten())
+        counts = torch.bincount(which.flatten(), minlength=self.radial_bins).to(torch.float64)
+        radial = torch.where(counts > 0, sums / counts.clamp_min(1), torch.full_like(sums, math.nan))
+        ac = power[radius > 0].sum()
+        hf = float(power[radius > self.hf_cutoff].sum() / ac) if ac > 0 else math.nan
+        return PointSpectrum(
+            name=name,
+            shape=(h, w),
+            count=int(count),
+            log_amplitude=logamp,
+            power=power,
+            diag_freq=2.0 * ks.to(torch.float64) / h,
+            relative_log_amplitude=relative,
+            delta_log_amplitude=float(relative[-1]),
+            radial_edges=edges,
+            radial_power=radial,
+            hf_fraction=hf,
+            profile_y=logamp.mean(dim=1),
+            profile_x=logamp.mean(dim=0),
+        )
+

@@ -1,0 +1,106 @@
+"""Stream images through a model under the lens: batches, devices, dtypes, processes and progress.
+
+Measures see only what the lens hands them; this module owns the loop around it. Under
+``torch.distributed`` each rank streams its own share of the images (no image twice, none dropped) and the
+measure's states are all-reduced at the end, so the result equals a single-process run.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from freqlens.errors import UsageError
+from freqlens.io.images import ImageDataset, ImageSet
+from freqlens.lens import Lens, ProbePoint
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` is the local CUDA device when there is one (the rank's own under torchrun), else CPU."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", _local_rank() % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise UsageError(f"--device {device!r} is not a device", hint="use auto, cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: CUDA is not available on this machine", hint="use --device cpu")
+    return resolved
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r} is not supported", hint=f"use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+@contextlib.contextmanager
+def precision(model: nn.Module, device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """float32/float64 run the model in that dtype; bfloat16/float16 use autocast (FFTs stay float32)."""
+    if dtype in (torch.float32, torch.float64):
+        original = next(model.parameters(), torch.empty(0)).dtype
+        model.to(dtype)
+        try:
+            yield
+        finally:
+            model.to(original)
+    else:
+        with torch.autocast(device.type, dtype=dtype):
+            yield
+
+
+def _local_rank() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def make_loader(images: ImageSet, transform: Callable, batch_size: int, num_workers: int) -> DataLoader:
+    """A loader over this rank's share of ``images`` (every world_size-th image, starting at the rank)."""
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    if num_workers < 0:
+        raise UsageError(f"--num-workers must be >= 0, got {num_workers}")
+    rank, world = rank_and_world()
+    dataset = Subset(ImageDataset(images, transform), list(range(rank, len(images), world)))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available())
+
+
+def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
+           observer: Callable[[ProbePoint, torch.Tensor], None], *, device: torch.device, dtype: torch.dtype,
+           progress: bool = True, on_output: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> int:
+    """Run every batch of ``loader`` through ``model`` with the lens attached; returns the images seen.
+
+    ``observer`` gets each probe point's features as they are produced; ``on_output(logits, labels)``
+    gets the model's output per batch.
+    """
+    from tqdm.auto import tqdm
+
+    seen = 0
+    input_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    with Lens(model, points, observer) as lens, precision(model, device, dtype), torch.inference_mode():
+        bar = tqdm(loader, desc="images", unit="batch", file=sys.stderr, disable=not progress or None,
+                   total=len(loader), leave=False)
+        for images, labels in bar:
+            output = lens.model(images.to(device, input_dtype, non_blocking=True))
+            if on_output is not None:
+                on_output(output, labels.to(device))
+            seen += images.shape[0]
+    return seen
