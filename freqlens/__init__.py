@@ -3,6 +3,7 @@
 Importing freqlens registers the model zoo with timm (``freqlens.models``) and every measure.
 """
 from freqlens.errors import FreqlensError, UsageError
+from freqlens.io import standins as _standins  # noqa: F401  (official checkpoints' metadata loads safely)
 from freqlens.lens import Lens, ProbePoint
 
 __version__ = "0.1.0"

@@ -1,14 +1,12 @@
 """Safe checkpoint loading: every layout seen in the wild, without executing pickled code.
 
-``torch.load(weights_only=True)`` refuses the metadata objects official checkpoints pickle beside their
-tensors (``argparse.Namespace``, numpy scalars and arrays, yacs ``CfgNode``, omegaconf containers). We
-allow exactly those, each rebuilt as an inert stand-in that only holds data. Anything else needs the user's
+Files are read with ``torch.load(weights_only=True)``; the metadata objects official checkpoints pickle
+beside their tensors load as inert stand-ins (:mod:`freqlens.io.standins`). Anything else needs the user's
 explicit ``trust=True`` (``--trust-checkpoint``), which unpickles with ``weights_only=False``.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import pickle
 import warnings
@@ -19,92 +17,12 @@ from typing import Any, Literal, Mapping
 import torch
 
 from freqlens.errors import FreqlensError
+from freqlens.io import standins  # noqa: F401  (allowlists the metadata stand-ins with torch)
 
 WeightsChoice = Literal["auto", "model", "ema"]
 MODEL_KEYS = ("model", "state_dict", "module", "net", "network", "params")
 EMA_KEYS = ("model_ema", "state_dict_ema", "ema", "ema_state_dict")
 STRIP_PREFIXES = ("module.", "_orig_mod.")
-
-
-class InertObject:
-    """Stand-in for a pickled metadata class: keeps the pickled state as plain attributes, runs nothing."""
-
-    def __init__(self, *args: Any) -> None:
-        self.args = args
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
-            state = {**(state[0] or {}), **state[1]}  # (dict, slots) form
-        if isinstance(state, dict):
-            self.__dict__.update(state)
-        else:
-            self.state = state
-
-    def __repr__(self) -> str:
-        return f"<inert {type(self).__qualname__} {sorted(self.__dict__)}>"
-
-
-class InertDict(dict):
-    """Stand-in for dict subclasses such as yacs ``CfgNode``: the items, with attribute state kept aside."""
-
-    def __setstate__(self, state: Any) -> None:
-        self.pickled_state = state
-
-
-def _numpy_scalar(dtype: Any, data: bytes | None = None) -> Any:
-    """Rebuild a numpy scalar from its dtype and raw bytes (numpy's own pickle format), nothing else."""
-    import numpy as np
-
-    return np.frombuffer(data, dtype=dtype)[0] if data is not None else dtype.type()
-
-
-@functools.cache
-def _allowed_globals() -> dict[str, Any]:
-    """Every global a checkpoint may name: torch's own weights-only list plus inert metadata stand-ins."""
-    import argparse
-
-    import numpy as np
-    from torch._weights_only_unpickler import _get_allowed_globals
-
-    allowed: dict[str, Any] = dict(_get_allowed_globals())
-    allowed.update({"argparse.Namespace": argparse.Namespace, "numpy.dtype": np.dtype, "numpy.ndarray": np.ndarray})
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 2 moved these
-        allowed[f"{module}._reconstruct"] = np._core.multiarray._reconstruct
-        allowed[f"{module}.scalar"] = _numpy_scalar
-    for code in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1", "U", "O"):
-        dtype_class = type(np.dtype(code))
-        allowed[f"numpy.dtypes.{dtype_class.__name__}"] = dtype_class
-    for path in ("yacs.config.CfgNode", "omegaconf.dictconfig.DictConfig", "easydict.EasyDict", "addict.addict.Dict",
-                 "mmcv.utils.config.ConfigDict", "mmengine.config.config.ConfigDict"):
-        allowed[path] = type(path.rsplit(".", 1)[1], (InertDict,), {"__module__": "freqlens.io.inert"})
-    for path in ("omegaconf.listconfig.ListConfig", "omegaconf.base.ContainerMetadata", "omegaconf.base.Metadata",
-                 "omegaconf.nodes.AnyNode", "omegaconf.nodes.StringNode", "typing.Any", "pathlib.PosixPath",
-                 "pathlib.WindowsPath"):
-        allowed[path] = type(path.rsplit(".", 1)[1], (InertObject,), {"__module__": "freqlens.io.inert"})
-    allowed.update({f"builtins.{t.__name__}": t for t in (list, dict, tuple, set, frozenset, int, float, str, bytes, bool, slice)})
-    return allowed
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only allowed, data-only globals (the pattern of Python's pickle docs)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = _allowed_globals()
-        key = f"{module}.{name}"
-        if key not in allowed:
-            raise pickle.UnpicklingError(f"global {key} is not allowed")
-        return allowed[key]
-
-
-class _RestrictedPickleModule:
-    """The ``pickle_module`` torch.load uses: same API as ``pickle``, restricted ``Unpickler``."""
-
-    Unpickler = _RestrictedUnpickler
-    __name__ = "freqlens.io.checkpoints.restricted_pickle"
-
-    @staticmethod
-    def load(file: Any, **kwargs: Any) -> Any:
-        return _RestrictedUnpickler(file, **kwargs).load()
 
 
 @dataclasses.dataclass
@@ -158,9 +76,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
         except Exception as exc:
             raise FreqlensError(f"checkpoint {str(path)!r} could not be read: {exc}") from exc
     try:
-        # weights_only=True would refuse dict subclasses such as yacs CfgNode outright; the restricted
-        # unpickler resolves the same safe globals plus inert stand-ins for metadata classes.
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         unsafe = _unsafe_globals(path)
         raise FreqlensError(
@@ -182,8 +98,7 @@ def _is_safetensors(path: Path) -> bool:
 
 def _unsafe_globals(path: Path) -> list[str]:
     try:
-        allowed = _allowed_globals()
-        return [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # legacy (non-zip) files cannot be scanned; the unpickling error says enough
         return []
 

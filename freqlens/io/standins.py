@@ -1,19 +1,23 @@
-"""Inert stand-ins for the OmegaConf config objects that official training scripts pickle into checkpoints.
+"""Inert stand-ins for the metadata objects official training scripts pickle into checkpoints.
 
-Hydra/OmegaConf training scripts (e.g. SpaRTAN's ``src/main.py``) save the run's ``DictConfig`` next to
-the weights, and ``torch.load(weights_only=True)`` (what timm uses for
-``pretrained_cfg_overlay=dict(file=...)``) rejects such files. Importing this module allowlists the
-OmegaConf class names with torch, mapped to the plain data classes below: unpickling fills their
-``__dict__`` and runs no OmegaConf code (OmegaConf need not be installed). The registration is
-process-wide, so any ``weights_only`` load in the process returns these stand-ins for OmegaConf
-objects instead of failing. :func:`to_plain` turns a loaded config into dicts and lists.
+Official checkpoints carry configs and run arguments next to the weights: yacs ``CfgNode`` (Swin/VMamba
+family), OmegaConf ``DictConfig`` (Hydra scripts such as SpaRTAN's ``src/main.py``), ``argparse.Namespace``
+and numpy scalars/arrays (DeiT-style scripts), mmcv ``ConfigDict``. ``torch.load(weights_only=True)`` (what
+freqlens and timm's ``pretrained_cfg_overlay=dict(file=...)`` both use) rejects them. Importing this module
+allowlists those class names with torch, each mapped to plain data: dict-like configs become
+``OrderedDict`` (the only dict type whose items and attributes torch's safe unpickler may set), OmegaConf
+nodes the small classes below whose ``__dict__`` is filled and which run no code. None of the original
+libraries needs to be installed. The registration is process-wide and only ever maps names to data
+holders. :func:`to_plain` turns a loaded OmegaConf config into dicts and lists.
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import typing
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -49,8 +53,24 @@ STANDINS: list[tuple[Any, str]] = [
     (_Metadata, "omegaconf.base.ContainerMetadata"),
     *[(ValueNodeStandIn, f"omegaconf.nodes.{name}") for name in _VALUE_NODES],
 ]
-# Plain globals that OmegaConf metadata refers to (type annotations, the resolver cache); all inert.
-PLAIN_GLOBALS: list[Any] = [typing.Any, collections.defaultdict, dict, list, int, float, str, bool, bytes]
+_DICT_CONFIGS = ("yacs.config.CfgNode", "easydict.EasyDict", "mmcv.utils.config.ConfigDict",
+                 "mmengine.config.config.ConfigDict", "addict.addict.Dict")
+STANDINS += [(collections.OrderedDict, path) for path in _DICT_CONFIGS]
+
+
+def _numpy_scalar(dtype: np.dtype, data: bytes | None = None) -> Any:
+    """Rebuild a numpy scalar from its dtype and raw bytes (numpy's own pickle format), nothing else."""
+    return np.frombuffer(data, dtype=dtype)[0] if data is not None else dtype.type()
+
+
+for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 2 moved these
+    STANDINS += [(np._core.multiarray._reconstruct, f"{_module}._reconstruct"), (_numpy_scalar, f"{_module}.scalar")]
+# numpy's dtype classes (numpy.dtypes.Float64DType, ...) appear in pickled dtypes
+_NUMPY_DTYPES = [type(np.dtype(code)) for code in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1", "U", "O")]
+
+# Plain globals that the metadata refers to (type annotations, containers, the run's arguments); all inert.
+PLAIN_GLOBALS: list[Any] = [typing.Any, collections.defaultdict, dict, list, set, tuple, int, float, str, bool, bytes,
+                            argparse.Namespace, np.ndarray, np.dtype, *_NUMPY_DTYPES]
 
 torch.serialization.add_safe_globals([*STANDINS, *PLAIN_GLOBALS])
 
