@@ -488,18 +488,14 @@ class SpatialMamba(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _convert_dense_backbone(state_dict: dict[str, Tensor], model: SpatialMamba) -> dict[str, Tensor]:
+def _convert_dense_backbone(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """mmdet/mmseg (`Backbone_SpatialMamba`): keep `backbone.*`, drop the decode heads and `outnorm{i}`.
 
-    Dense-prediction backbones have no final `norm` / `head`; these keep the model's own values.
+    These files have no final `norm` / `head`: load them with ``features_only=True`` or
+    ``num_classes=0`` (timm then loads non-strictly and the final norm keeps its initial values).
     """
-    out = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
-    out = {k: v for k, v in out.items() if not k.startswith("outnorm")}
-    own = model.state_dict()
-    for key in own:
-        if key.startswith(("norm.", "head.")) and key not in out:
-            out[key] = own[key]
-    return out
+    out = {k.removeprefix("backbone."): v for k, v in state_dict.items() if k.startswith("backbone.")}
+    return {k: v for k, v in out.items() if not k.startswith("outnorm")}
 
 
 def checkpoint_filter_fn(state_dict: dict, model: SpatialMamba, use_ema: bool = False) -> dict[str, Tensor]:
@@ -518,7 +514,7 @@ def checkpoint_filter_fn(state_dict: dict, model: SpatialMamba, use_ema: bool = 
         state_dict = state_dict["state_dict"]
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
     if any(k.startswith("backbone.") for k in state_dict):
-        return _convert_dense_backbone(state_dict, model)
+        return _convert_dense_backbone(state_dict)
     return state_dict
 
 
