@@ -1,2 +1,3 @@
 """The freqlens model zoo (imported as ``freqlens.models``): each family registers its variants with timm."""
 from freqlens.models import spartan  # noqa: F401
+from freqlens.models import spatial_mamba  # noqa: F401
