@@ -300,7 +300,7 @@ class SpaRTAN(nn.Module):
             ConvNormAct(dims[0] // 2, dims[0], 3, stride=2, padding=1),  # official: GELU here too
         )
         self.layers = nn.Sequential(*layers)
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
         self.linear = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
 
@@ -325,7 +325,7 @@ class SpaRTAN(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
         self.linear = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_intermediates(
@@ -376,8 +376,9 @@ class SpaRTAN(nn.Module):
     ) -> List[int]:
         """Drop the layers after the last requested stage (and the head); return the kept indices."""
         take_indices, max_index = feature_take_indices(len(self.stage_ends), indices)
-        self.layers = self.layers[: self.stage_ends[max_index] + 1]
         prune_end = max_index < len(self.stage_ends) - 1
+        self.layers = self.layers[: self.stage_ends[max_index] + 1]
+        self.stage_ends = self.stage_ends[: max_index + 1]
         if prune_end:
             self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
         if prune_head or prune_end:
