@@ -11,6 +11,8 @@ A feature map (C, H, W) is the token matrix X of n = H·W tokens by d = C channe
   Frobenius norm. The paper defines x as the minimiser of ``‖X - 1xᵀ‖``; the token mean is that minimiser
   for the Frobenius norm and is what this measure uses for both norms (measures.md §4).
 - effective rank ``exp(H(σ / Σσ))`` of the singular values σ of X and of the centred X (= res(X)).
+  Effective rank ignores scale: once the relative residual is at rounding level (a collapsed map), the
+  centred effective rank describes rounding noise and should be read together with the residual.
 
 The state per probe point is the sum over images of each per-image value and of its square, and the
 image count, so the mean and spread over images merge exactly.
