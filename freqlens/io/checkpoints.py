@@ -78,6 +78,9 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _looks_like_torch_file(path):
+            raise FreqlensError(f"checkpoint {str(path)!r} is not a PyTorch or safetensors file",
+                                hint="check that --ckpt points at the weights file") from exc
         unsafe = _unsafe_globals(path)
         raise FreqlensError(
             f"checkpoint {str(path)!r} pickles code that freqlens will not run: {', '.join(unsafe) or exc}",
@@ -94,6 +97,13 @@ def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(9)
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip archive (torch >= 1.6) or a pickle stream (legacy torch.save), judged by the first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return zipfile.is_zipfile(path) or head[:1] == b"\x80"
 
 
 def _unsafe_globals(path: Path) -> list[str]:

@@ -140,7 +140,6 @@ class SpectralEnergy(Measure):
         self.add_state("power_sum", {}, "sum")
         self.add_state("count", {}, "sum")
         self.add_state("width", {}, "max")  # W is not recoverable from the W//2+1 half-plane columns
-        self.order: list[str] = []  # forward order of probe points, for depth
 
     def settings(self) -> dict:
         return {"preset": self.preset, "radial_bins": self.radial_bins, "hf_cutoff": self.hf_cutoff, "eps": EPS}
@@ -153,8 +152,7 @@ class SpectralEnergy(Measure):
             logamp, power = half_plane_log_amplitude(x.detach())
             count = torch.tensor(x.shape[0] * x.shape[1], dtype=torch.float64, device=x.device)
             width = torch.tensor(x.shape[3], dtype=torch.float64, device=x.device)
-            if name not in self.logamp_sum:
-                self.order.append(name)
+            if name not in self.logamp_sum:  # dicts keep first-seen order: the forward order, i.e. depth
                 self.logamp_sum[name], self.power_sum[name], self.count[name] = logamp, power, count
                 self.width[name] = width
             else:
@@ -167,19 +165,10 @@ class SpectralEnergy(Measure):
                 self.power_sum[name] += power
                 self.count[name] += count
 
-    def merge(self, other: "Measure") -> "Measure":
-        super().merge(other)
-        self.order += [n for n in getattr(other, "order", []) if n not in self.order]
-        return self
-
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        super().load_state_dict(state_dict)
-        self.order = [k.partition("/")[2] for k in state_dict if k.startswith("count/")]
-
     def compute(self) -> SpectrumResult:
-        if not self.order:
+        if not self.count:
             raise ValueError("spectrum: no features seen yet; call update() first")
-        return SpectrumResult([self._point(name) for name in self.order], self.settings())
+        return SpectrumResult([self._point(name) for name in self.count], self.settings())
 
     def _point(self, name: str) -> PointSpectrum:
         count = float(self.count[name])
