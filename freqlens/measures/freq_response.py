@@ -23,6 +23,7 @@ from typing import Literal, Sequence
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from freqlens.lens.lens import Lens, preserved_state
 from freqlens.lens.probes import ProbePoint
@@ -120,13 +121,13 @@ class FourierGrid:
         key = grid[:, 0] * (w + 1) + grid[:, 1]
         partner_key = partner[:, 0] * (w + 1) + partner[:, 1]
         keep = key <= partner_key
-        to_index = torch.stack([fy[0].neg().expand(1), fx[0].neg().expand(1)], dim=1)
-        return grid[keep], grid[keep] + to_index, partner[keep] + to_index
+        offset = torch.tensor([-int(fy[0]), -int(fx[0])])  # frequency -> row/column of the map
+        return grid[keep], grid[keep] + offset, partner[keep] + offset
 
     def radius(self) -> torch.Tensor:
         """Normalised radius (see :func:`normalised_radius`) of each map entry."""
         h, w = self.size
-        return torch.sqrt((self.freq_y[:, None] / h) ** 2 + (self.freq_x[None, :] / w) ** 2).double() / 0.5
+        return normalised_radius(h, w)[self.freq_y[:, None] + h // 2, self.freq_x[None, :] + w // 2]
 
     def scatter(self, index: torch.Tensor, partner: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """A map with ``values`` (K,) at both places of each pair (a self-symmetric one is written once)."""
@@ -360,7 +361,9 @@ class TransferFunction(Measure):
             return tuple(o.flatten(1).norm(dim=1) for o in out)
 
         sums = [torch.zeros(len(freqs), dtype=torch.float64, device=x.device) for _ in self.points]
-        with Lens(model, self.points, lambda p, f: outputs.__setitem__(p.name, f)):
+        # Cloned: a later in-place op of the forward (e.g. ReLU(inplace=True)) must not change it.
+        # Fused attention kernels (flash, memory-efficient) have no forward-mode derivative: use the math one.
+        with Lens(model, self.points, lambda p, f: outputs.__setitem__(p.name, f.clone())), sdpa_kernel(SDPBackend.MATH):
             for p in model.parameters():
                 p.requires_grad_(False)  # forward mode only; the lens restores the flags
             for s in _chunks(len(freqs), self.basis_batch):

@@ -92,8 +92,8 @@ def gradcam(
     """
     cam_class = _method(method)
     _check_images(images)
-    point = resolve_target(model, target, tuple(images.shape[1:]))
     class_idx = _resolve_classes(model, images, classes)
+    point = resolve_target(model, target, tuple(images.shape[1:]))
     with _grad_cam(model, cam_class, point, tuple(images.shape[-2:])) as cam:
         x = images.detach().clone().requires_grad_(cam.uses_gradients)
         raw_grid = cam(x, [ClassifierOutputTarget(int(c)) for c in class_idx])
@@ -306,11 +306,10 @@ def _upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _min_max(cam: torch.Tensor) -> torch.Tensor:
-    """Scale each map to [0, 1] as pytorch-grad-cam's ``scale_cam_image`` does (an all-zero map stays 0)."""
-    flat = cam.flatten(1)
-    lo = flat.min(dim=1).values[:, None, None]
-    shifted = cam - lo
-    return shifted / (1e-7 + shifted.flatten(1).max(dim=1).values[:, None, None])
+    """Scale each map to [0, 1] by its min and max (a constant map becomes 0)."""
+    shifted = cam - cam.flatten(1).min(dim=1).values[:, None, None]
+    peak = shifted.flatten(1).max(dim=1).values[:, None, None]
+    return torch.where(peak > 0, shifted / peak.clamp_min(torch.finfo(cam.dtype).tiny), 0.0)
 
 
 def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
