@@ -18,13 +18,15 @@ name           architecture                                 params (ours)   GFLO
                expand ratios (4,4,2,2)                      (paper 3.8M)    0.818 @224, 1.069 @256
 =============  ===========================================  ==============  ==============================  ======
 
-SpaRTAN-XT and SpaRTAN-S are *not registered*: the repository ships exactly one model config (the one
-above, which its README calls SpaRTAN-T) and the paper gives no layer table for the other two (only
-parameter counts, ~2.2M for XT, in a figure). Their widths and depths are not public, so they are not
-guessed. SpaRTAN-S has a checkpoint on the Hugging Face Hub (``henry-pay/SpaRTAN-S``); if that file
-follows the training-script format below, its architecture is stored inside it
-(``config.model.build``) and maps onto :class:`SpaRTAN` as ``depths=layer_depths``,
-``dims=(init_dim, *dims)``, ``expand_ratios=expand_ratios``.
+SpaRTAN-XT and SpaRTAN-S are *not registered*: their depths and widths are in no public material we
+could check. The repository ships exactly one model config (the one above, which its README calls
+SpaRTAN-T; "to train other SpaRTAN variants, parameters within the config need to be changed"), and
+neither the paper's text we could search (arXiv 2507.10999; XT appears only with ~2.2M parameters in a
+figure) nor the Hub gave a layer table. Guessing widths would give a model no checkpoint fits, so none is
+guessed. SpaRTAN-S has a checkpoint on the Hugging Face Hub (``henry-pay/SpaRTAN-S``, not inspected
+here); if that file follows the training-script format below, its architecture is stored inside it
+(``config.model.build``, readable with :func:`freqlens.io.standins.to_plain`) and maps onto
+:class:`SpaRTAN` as ``depths=layer_depths``, ``dims=(init_dim, *dims)``, ``expand_ratios=expand_ratios``.
 
 Checkpoints: no URLs are wired here (nothing downloads). Official files come from the training script
 (``src/main.py: save_checkpoint``): a ``torch.save`` dict ``{epoch, config, model, optim, sched,
@@ -172,11 +174,13 @@ class WaveModulation(nn.Module):
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         b, n, h, w = x.shape
-        pairs = x.to(compute_dtype).reshape(b, n // 2, 2, h, w)
-        real, imag = pairs.unbind(2)
-        coef = weight.to(compute_dtype).reshape(1, n // 2, 2, 1, 1)
-        c_re, c_im = coef.unbind(2)
-        out = torch.stack((c_re * real - c_im * imag, c_re * imag + c_im * real), dim=2)
+        pairs = x.to(compute_dtype).reshape(b, n // 2, 2, h, w)  # [..., 0, :, :] real, [..., 1, :, :] imaginary
+        c_re, c_im = weight.to(compute_dtype).reshape(n // 2, 2).unbind(1)
+        same = torch.stack((c_re, c_re), 1).reshape(1, n // 2, 2, 1, 1)
+        swapped = torch.stack((-c_im, c_im), 1).reshape(1, n // 2, 2, 1, 1)
+        # (re, im) * (c_re + i c_im) = (re c_re - im c_im, im c_re + re c_im): three coalesced kernels,
+        # no NHWC transposes
+        out = torch.addcmul(pairs * same, pairs.flip(2), swapped)
         return out.reshape(b, n, h, w).to(x.dtype)
 
 
@@ -266,11 +270,11 @@ class SpaRTAN(nn.Module):
 
         num_blocks = sum(depths)
         first_depthwise = len(depths) // 2  # official ``mid_point``: later stages use depthwise SMixer convs
-        layers: List[nn.Module] = []
+        layers = []
         block_idx = 0
-        self.stage_ends: List[int] = []
-        self.feature_info: List[dict] = []
-        self.probe_points: List[ProbePoint] = [
+        self.stage_ends = []  # index in ``layers`` of each stage's last block
+        self.feature_info = []
+        self.probe_points = [
             ProbePoint("conv.0", reduction=2, kind="stem"),
             ProbePoint("conv.1", reduction=4, kind="stem"),
             ProbePoint("conv", reduction=4, kind="stem"),

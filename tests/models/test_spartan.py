@@ -12,6 +12,7 @@ import timm
 import torch
 from timm.data import create_transform, resolve_data_config
 from timm.optim._param_groups import param_groups_weight_decay
+from timm.scheduler import CosineLRScheduler
 from torchvision import transforms
 
 from freqlens.io.standins import DictConfigStandIn, to_plain
@@ -223,6 +224,7 @@ def test_grad_checkpointing_gives_the_same_gradients():
     torch.testing.assert_close(grads[1], grads[0])
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_torchscript():
     model = _tiny()
     scripted = torch.jit.script(model)
@@ -340,7 +342,8 @@ def _training_script_checkpoint(model, monkeypatch) -> dict:
         "config": _omegaconf_tree(modules, RUN_CONFIG, flags={"struct": True}),
         "model": model.state_dict(),
         "optim": optim.state_dict(),
-        "sched": {"t_initial": 300, "base_values": [2.5e-3, 2.5e-3]},
+        "sched": CosineLRScheduler(optim, t_initial=300, lr_min=1e-6, warmup_t=20, warmup_lr_init=1e-4).state_dict(),
+        # an enabled CUDA GradScaler's state (a CPU-only GradScaler is disabled and saves {})
         "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
                    "_growth_tracker": 0},
     }
