@@ -289,3 +289,34 @@ def test_index_error_is_not_swallowed():
 
 def test_methods_table_is_complete():
     assert set(METHODS) == {"gradcam", "gradcam++", "scorecam", "xgradcam", "eigencam", "layercam"}
+
+
+# -- zoo models: their declared target and layout, random weights, tiny widths ----------------------
+ZOO = {
+    "spartan_t": dict(depths=(1, 1, 2, 1), dims=(16, 16, 32, 32), expand_ratios=(4, 2, 2, 2)),  # NCHW
+    "spatialmamba_t": dict(depths=(1, 1, 2, 1), dims=8),  # NHWC
+    "fdam_deit_t": dict(embed_dim=32, num_heads=2, img_size=64),  # NLC, no class token
+}
+
+
+def _zoo(name: str) -> nn.Module:
+    import freqlens.models  # noqa: F401  (registers the zoo)
+
+    torch.manual_seed(0)
+    return timm.create_model(name, pretrained=False, num_classes=10, **ZOO[name])
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_models_use_their_declared_target(name):
+    model = _zoo(name)
+    result = gradcam(model, torch.rand(1, 3, 64, 64))
+    assert result.target == model.gradcam_target
+    assert result.maps.shape == (1, 64, 64) and torch.isfinite(result.raw).all()
+    assert float(result.raw.std()) > 0, "the map should not be constant"
+
+
+def test_randomisation_changes_a_zoo_models_map():
+    model = _zoo("spatialmamba_t")
+    check = cascading_randomisation(model, torch.rand(1, 3, 64, 64))
+    assert float(check.original.raw.std()) > 0
+    assert not bool((check.spearman[-1] > 0.9).any()), check.spearman
