@@ -60,6 +60,12 @@ Quirks of the official code reproduced here (trained weights depend on them):
 6. Blocks and downsamplers sit in ONE flat ``layers`` Sequential (stage ends of ``spartan_t`` are
    ``layers.2/6/19/22``); drop-path rates are ``rate * k / num_blocks`` for block k (last < rate).
 
+Probe points (``model.probe_points``, all NCHW): the stem (``conv.0``, ``conv.1``, ``conv``); per block
+the SMixer branches (``smixer.h_conv`` / ``h_attn`` local, ``smixer.l_conv`` / ``l_attn`` dilated) and
+output, the CMixer phase (``cmixer.theta``), amplitude (``cmixer.proj``), wave-modulated tensor
+(``cmixer.wave``) and output, and the block output; the downsamplers; stage outputs ``layers.2/6/19/22``
+(``kind="stage"``, the ``feature_info`` entries). Grad-CAM target: ``layers.22``.
+
 Deviations: (a) in float64 the complex product runs in float64 (the official code cannot run in
 float64 at all: its float32 cast breaks the next conv); its result is cast back to the input dtype,
 which under autocast is what the next conv does anyway, and lets a model cast wholly to bf16 run.
@@ -295,7 +301,8 @@ class SpaRTAN(nn.Module):
             module = f"layers.{len(layers) - 1}"
             self.stage_ends.append(len(layers) - 1)
             self.feature_info.append(dict(num_chs=dim, reduction=reduction, module=module))
-        self.gradcam_target = self.probe_points[-1]
+        # Grad-CAM on the last block, as the official visualisation does (``model.layers[-1]``)
+        self.gradcam_target = next(p for p in self.probe_points if p.name == self.feature_info[-1]["module"])
         self._min_input_size = 4 * 2 ** (len(depths) - 1) - 3
 
         # official attribute order: ``conv`` (stem) before ``layers`` although the blocks are built first

@@ -17,7 +17,7 @@ from torchvision import transforms
 
 from freqlens.io.standins import DictConfigStandIn, to_plain
 from freqlens.lens import Lens
-from freqlens.models.spartan import SpaRTAN, WaveModulation
+from freqlens.models.spartan import SpaRTAN, WaveModulation, checkpoint_filter_fn
 from golden import (
     assert_output_matches,
     assert_state_dict_matches,
@@ -374,6 +374,15 @@ def test_official_checkpoint_layouts_load_strict(layout, official_weights, tmp_p
     assert list(loaded.state_dict()) == list(theirs)
     for name, value in loaded.state_dict().items():
         assert torch.equal(value, theirs[name]), name
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_checkpoint_filter_fn_unwraps_every_layout(layout, official_weights, monkeypatch):
+    """The filter alone (as freqlens' own loader calls it) finds the weights in the raw file object."""
+    with monkeypatch.context() as mp:
+        raw = LAYOUTS[layout](official_weights, mp)
+    filtered = checkpoint_filter_fn(raw, official_weights)
+    assert list(filtered) == list(official_weights.state_dict())
 
 
 def test_training_script_checkpoint_config_is_read_without_omegaconf(official_weights, tmp_path, monkeypatch):
