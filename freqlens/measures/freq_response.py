@@ -315,6 +315,7 @@ class TransferFunction(Measure):
     input image at each image; U_{u,v} (unit norm) is put on every channel, scaled by 1/√C so the
     perturbation has unit norm. Computed with ``torch.func.jvp`` under ``torch.func.vmap`` over bases.
     Known answer: a single circular convolution's gain is |DFT of its kernel| (zero-padded to H×W).
+    JVPs run with autocast off and the math attention kernel (fused kernels lack forward-mode rules).
     ``update(model, images)``; ``compute()`` returns :class:`TransferMaps`. States: ``gain_sum``
     (per probe point, (h, w) float64) and ``count``.
 
@@ -362,8 +363,14 @@ class TransferFunction(Measure):
 
         sums = [torch.zeros(len(freqs), dtype=torch.float64, device=x.device) for _ in self.points]
         # Cloned: a later in-place op of the forward (e.g. ReLU(inplace=True)) must not change it.
-        # Fused attention kernels (flash, memory-efficient) have no forward-mode derivative: use the math one.
-        with Lens(model, self.points, lambda p, f: outputs.__setitem__(p.name, f.clone())), sdpa_kernel(SDPBackend.MATH):
+        # Fused attention kernels (flash, memory-efficient) have no forward-mode derivative: use the math
+        # one. Autocast is switched off: JVPs run in float32 (float64 for float64 input), as bf16 gains
+        # would be mostly rounding.
+        with (
+            Lens(model, self.points, lambda p, f: outputs.__setitem__(p.name, f.clone())),
+            sdpa_kernel(SDPBackend.MATH),
+            torch.autocast(x.device.type, enabled=False),
+        ):
             for p in model.parameters():
                 p.requires_grad_(False)  # forward mode only; the lens restores the flags
             for s in _chunks(len(freqs), self.basis_batch):

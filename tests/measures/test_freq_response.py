@@ -84,6 +84,15 @@ def test_conv_gain_is_dft_of_kernel(dtype, c_in, c_out, max_freq):
     assert result.count == 3
 
 
+def test_transfer_function_ignores_bf16_autocast():
+    net, x = circular_conv(2, 2, 3, torch.float32), torch.randn(2, 2, 8, 8)
+    plain, cast = (TransferFunction([ProbePoint("0")], (8, 8), max_freq=2) for _ in range(2))
+    plain.update(net, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast.update(net, x)
+    torch.testing.assert_close(cast.compute().gain["0"], plain.compute().gain["0"])
+
+
 def test_transfer_function_through_vit_tokens():
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=(16, 24), patch_size=8, depth=1, num_classes=3)
     points = default_probe_points(model, (3, 16, 24))
