@@ -291,7 +291,8 @@ class SpaRTAN(nn.Module):
                 # official downsampler between stages: 2x2/s2 conv, BN, SiLU
                 layers.append(ConvNormAct(dims[stage - 1], dim, 2, stride=2, act_layer=nn.SiLU))
                 reduction *= 2
-                self.probe_points.append(ProbePoint(f"layers.{len(layers) - 1}", reduction=reduction, kind="downsample"))
+                self.probe_points.append(ProbePoint(f"layers.{len(layers) - 1}", reduction=reduction,
+                                                    kind="downsample"))
             for i in range(depth):
                 # official: rate * k / num_blocks for block k = 0..n-1 (not a linspace ending at ``rate``)
                 drop_path = drop_path_rate * block_idx / num_blocks
@@ -450,7 +451,7 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def _unwrap_training_checkpoint(checkpoint: dict) -> Dict[str, torch.Tensor]:
-    """The model weights of a checkpoint dict: ``model`` (official ``save_checkpoint``), ``state_dict``, ``model_ema``."""
+    """The weights in a checkpoint dict: ``model`` (official ``save_checkpoint``), ``state_dict`` or ``model_ema``."""
     for key in ("model", "state_dict", "model_ema"):
         if isinstance(checkpoint.get(key), dict):
             return checkpoint[key]
