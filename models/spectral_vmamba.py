@@ -26,7 +26,7 @@ S and B are the same network (their yamls differ only in drop_path_rate 0.6 vs 0
 Checkpoints: none released. ``classification/utils/utils.py: save_checkpoint_ema`` writes ``ckpt_best.pth``:
 ``{"model", "model_ema", "config" (yacs CfgNode), "optimizer", ...}``. They load with
 ``timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path))`` without yacs
-installed (``CfgNode`` is unpickled as a plain ``OrderedDict``, see ``_YacsCfgNode``); timm then takes
+installed (``CfgNode`` is unpickled as a plain ``OrderedDict``, see ``freqlens.io.standins``); timm then takes
 ``model_ema`` when present. ``checkpoint_filter_fn`` also takes the whole checkpoint dict (``weights=``).
 
 Eval preprocessing (``classification/data/build.py``): resize 256 bicubic, center crop 224, ImageNet
@@ -56,7 +56,6 @@ stable tie rules, per-sample sigma), ``sigma_mode="sample"``, ``true_width_order
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 from collections import OrderedDict
@@ -73,6 +72,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models._features import feature_take_indices
 
 from freqlens.errors import FreqlensError
+from freqlens.io import standins  # noqa: F401  (allowlists yacs CfgNode, the config of official checkpoints)
 from freqlens.lens.probes import ProbePoint
 from freqlens.ops.selective_scan import selective_scan
 from freqlens.scan_order import (
@@ -458,7 +458,8 @@ class SpectralVMamba(nn.Module):
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
-        return {"A_logs", "Ds"}  # official marks them _no_weight_decay
+        # official: A_logs and Ds carry ``_no_weight_decay`` (mamba_init.A_log_init / D_init)
+        return {name for name, _ in self.named_parameters() if name.endswith((".A_logs", ".Ds"))}
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, object]:
@@ -579,21 +580,6 @@ def _init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.zeros_(module.bias)
         nn.init.ones_(module.weight)
-
-
-class _YacsCfgNode:
-    """Unpickles a yacs ``CfgNode`` (the ``config`` entry of official checkpoints) as a plain OrderedDict.
-
-    ``torch.load(weights_only=True)``, which timm uses for ``pretrained_cfg_overlay=dict(file=...)``, only
-    fills dict, OrderedDict and Counter objects, so a dict-subclass stand-in would be refused; this one
-    returns an OrderedDict from ``__new__``. Its items and attributes are data only; no yacs code runs.
-    """
-
-    def __new__(cls, *args: object) -> collections.OrderedDict:
-        return collections.OrderedDict()
-
-
-torch.serialization.add_safe_globals([(_YacsCfgNode, "yacs.config.CfgNode")])
 
 
 def checkpoint_filter_fn(state_dict: dict, model: SpectralVMamba, weights: str = "model") -> dict[str, torch.Tensor]:

@@ -19,7 +19,9 @@ import torch
 from freqlens.errors import FreqlensError
 from freqlens.lens.lens import Lens
 from freqlens.models.spectral_vmamba import SpectralVMamba, _rotate, checkpoint_filter_fn
-from freqlens.scan_order import diagnose_features, diagnose_scan_order, knn_graph_adjacency, patch_tokens, spectral_order
+from freqlens.scan_order import (
+    derive_scan_order, diagnose_features, diagnose_scan_order, knn_graph_adjacency, patch_tokens, spectral_order,
+)
 from golden import assert_output_matches, assert_state_dict_matches, det_fill_, golden_input, golden_variants, load_golden
 
 VARIANTS = golden_variants("spectral_vmamba_")
@@ -53,6 +55,15 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
+@pytest.fixture
+def exact_cuda_math():
+    """Full float32 matmuls/convs on CUDA (TF32 would cost ~1e-3 relative); CPU runs are unaffected."""
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
 @pytest.fixture(scope="module")
 def tiny() -> SpectralVMamba:
     return _det_model("spectral_vmamba_t", **TINY)
@@ -62,24 +73,24 @@ def tiny() -> SpectralVMamba:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_golden(variant):
+def test_golden(variant, device, exact_cuda_math):
     golden = load_golden(variant)
     assert golden["official"]["commit"] == "389a8be69919579dac8483d630708e25872774ba"
-    model = _full_model(variant)
+    model = _full_model(variant).to(device)
     assert_state_dict_matches(model, golden)
     orders = golden["aux"]["scan_orders"]
     rfn = []
     handle = model.rfn.register_forward_hook(lambda _m, _a, out: rfn.append(out))
-    model.set_scan_order(torch.tensor(orders["stage0"]))
+    model.set_scan_order(torch.tensor(orders["stage0"], device=device))
     try:
         with torch.no_grad():
-            logits = model(golden_input(golden))
+            logits = model(golden_input(golden).to(device))
     finally:
         model.set_scan_order(None)
         handle.remove()
     assert_output_matches(logits, golden, tol=1e-5)
     for stage in ("stage0", "stage1", "stage2", "stage3"):  # stages 1..3 are derived by the model
-        assert torch.equal(model.last_scan_orders[stage], torch.tensor(orders[stage])), f"{variant}: {stage} order"
+        assert torch.equal(model.last_scan_orders[stage].cpu(), torch.tensor(orders[stage])), f"{variant}: {stage} order"
     stats = golden["aux"]["rfn_output"]
     assert list(rfn[0].shape) == stats["shape"]
     for key, value in (("mean", rfn[0].mean()), ("std", rfn[0].std()), ("max", rfn[0].max()), ("min", rfn[0].min())):
@@ -90,6 +101,14 @@ def test_stage2_orders_at_224_are_not_permutations():
     """Official quirk kept: 7 -> 4 derivation assumes an even previous width."""
     stage2 = torch.tensor(load_golden("spectral_vmamba_t")["aux"]["scan_orders"]["stage2"])
     assert any(len(set(stage2[b, :, k].tolist())) < 16 for b in range(2) for k in range(4))
+
+
+def test_true_width_fix_gives_permutations():
+    stage1 = torch.tensor(load_golden("spectral_vmamba_t")["aux"]["scan_orders"]["stage1"])
+    fixed = derive_scan_order(stage1, (7, 7), (4, 4), true_width=True)
+    assert all(sorted(fixed[b, :, k].tolist()) == list(range(16)) for b in range(2) for k in range(4))
+    official = derive_scan_order(stage1, (7, 7), (4, 4))
+    assert torch.equal(official, torch.tensor(load_golden("spectral_vmamba_t")["aux"]["scan_orders"]["stage2"]))
 
 
 def _stored_scan_input(golden: dict) -> torch.Tensor:
@@ -127,10 +146,10 @@ def test_official_stage0_order_bit_exact_on_the_golden_platform():
 # ------------------------------------------------------------------------------------- scan-order modes
 
 
-def test_batch_coupling_official_but_not_deterministic():
+def test_batch_coupling_official_but_not_deterministic(device):
     golden = load_golden("spectral_vmamba_t")
-    model = _full_model("spectral_vmamba_t")
-    x = golden_input(golden)
+    model = _full_model("spectral_vmamba_t").to(device)
+    x = golden_input(golden).to(device)
     try:
         with torch.no_grad():
             pair, order_pair = model(x), model.last_scan_orders["stage0"]
@@ -183,6 +202,8 @@ def test_scan_order_injection_and_validation(tiny):
         tiny.set_scan_order(computed["stage0"] + 16)
     with pytest.raises(FreqlensError, match="divisible by 16"):
         tiny(torch.randn(1, 3, 72, 64))
+    with pytest.raises(ValueError, match="scan_order_mode"):
+        tiny.configure_scan("fastest")
 
 
 def test_diagnose_scan_order(tiny):
@@ -202,14 +223,19 @@ def test_rotate_matches_torchvision_for_square_maps():
         assert torch.equal(_rotate(x, angle), TF.rotate(x, angle)), angle
 
 
-def test_rfn_is_rot90_equivariant_but_the_model_is_not(tiny):
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        feats, logits = tiny.forward_rfn(x), tiny(x)
-        for k in (1, 2, 3):
-            rotated = torch.rot90(x, k, dims=(2, 3))
-            assert torch.equal(tiny.forward_rfn(rotated), torch.rot90(feats, k, dims=(2, 3))), k
-            assert _rel(tiny(rotated), logits) > 1e-3, k  # subsampling, derived orders and signs break invariance
+def test_rfn_is_rot90_equivariant_but_the_model_is_not(tiny, device):
+    """Each rotation's features are computed on the same 4 rotated images, so the max is exactly equivariant."""
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)).to(device)
+    try:
+        with torch.no_grad():
+            tiny.to(device)
+            feats, logits = tiny.forward_rfn(x), tiny(x)
+            for k in (1, 2, 3):
+                rotated = torch.rot90(x, k, dims=(2, 3))
+                assert torch.equal(tiny.forward_rfn(rotated), torch.rot90(feats, k, dims=(2, 3))), k
+                assert _rel(tiny(rotated), logits) > 1e-3, k  # subsampling, derived orders and signs break invariance
+    finally:
+        tiny.cpu()
 
 
 # ----------------------------------------------------------------------------------------- checkpoints

@@ -1,0 +1,127 @@
+"""Inference throughput of freqlens' Spectral VMamba, alone or against the official code (zoo contract §7).
+
+Ours alone (no official code needed)::
+
+    python benchmarks/spectral_vmamba.py --device cuda
+
+Against the official implementation at the pinned commit: extract it, build its CUDA scan kernel
+(``kernels/selective_scan``, provides ``selective_scan_cuda_oflex``) and have ``einops``, ``fvcore`` and
+``triton`` importable (the official ``vmamba.py`` imports them at module level)::
+
+    git --git-dir=<mirror of Sahardastani/spectral_vmamba> archive 389a8be69919579dac8483d630708e25872774ba \\
+        | tar -x -C /tmp/svm_official
+    (cd /tmp/svm_official/kernels/selective_scan && pip install --no-build-isolation .)
+    python benchmarks/spectral_vmamba.py --official-src /tmp/svm_official --device cuda
+
+Both models get the same weights (ours, copied into the official one; its ResNet-18 comes from torchvision
+instead of a ``torch.hub`` download). The official stage-0 order is captured and injected into ours, and the
+logits must agree; then eval-mode forwards are timed (CUDA events, warm-up excluded). One JSON line per
+setting: images/s of each and the ratio ours / official. Note: importing the official ``vmamba.py`` sets
+``torch.backends.cudnn.benchmark = deterministic = True`` for the process; both models are timed after it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import timm
+import torch
+import torchvision
+
+import freqlens  # noqa: F401  (registers spectral_vmamba_*)
+
+CONFIGS = {"spectral_vmamba_t": (2, 2, 5, 2), "spectral_vmamba_s": (2, 2, 15, 2), "spectral_vmamba_b": (2, 2, 15, 2)}
+
+
+def official_model(src: Path, depths: tuple[int, ...]) -> torch.nn.Module:
+    """The official ``VSSM`` as ``build_model(config)`` makes it (kwargs of ``spectral_vmamba_*_224.yaml``)."""
+    torch.hub.load = lambda *args, **kwargs: torchvision.models.resnet18(weights=None)  # no download
+    sys.path.insert(0, str(src / "classification" / "models"))
+    vmamba = importlib.import_module("vmamba")
+    return vmamba.VSSM(
+        patch_size=16, in_chans=3, num_classes=1000, depths=list(depths), dims=256, ssm_d_state=1, ssm_ratio=2.0,
+        ssm_dt_rank="auto", ssm_act_layer="silu", ssm_conv=1, ssm_conv_bias=False, ssm_drop_rate=0.0, ssm_init="v0",
+        forward_type="v05_noz", top_k=4, knn=5, alpha=100, ambiguity=False, binary=False, k_group=8,
+        division_rate=4, mode="RFN", dimension=("INCREASE",), csms6s_mode="NORMAL", mlp_ratio=4.0,
+        mlp_act_layer="gelu", mlp_drop_rate=0.0, drop_path_rate=0.0, patch_norm=True, norm_layer="ln2d",
+        downsample_version="v3", patchembed_version="v2", gmlp=False, use_checkpoint=False, posembed=False,
+        imgsize=224,
+    )
+
+
+def images_per_second(model: torch.nn.Module, x: torch.Tensor, dtype: str, iters: int, warmup: int) -> float:
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    with torch.inference_mode(), autocast:
+        for _ in range(warmup):
+            model(x)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(iters):
+                model(x)
+            end.record()
+            torch.cuda.synchronize()
+            seconds = start.elapsed_time(end) / 1000
+        else:
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                model(x)
+            seconds = time.perf_counter() - t0
+    return iters * x.shape[0] / seconds
+
+
+def agreement(ours: torch.nn.Module, official: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Relative logit difference with the official stage-0 order injected into ours (float32)."""
+    captured = []
+    scan = official.layers[0].blocks[0].op.CrossScan
+    handle = scan.register_forward_hook(lambda _m, _a, out: captured.append(out[1]))
+    try:
+        with torch.no_grad():
+            ref = official(x)
+            ours.set_scan_order(captured[0])
+            out = ours(x)
+    finally:
+        handle.remove()
+        ours.set_scan_order(None)
+    return {"rel_err_injected_order": float((out - ref).norm() / ref.norm())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="spectral_vmamba_t", choices=sorted(CONFIGS))
+    parser.add_argument("--official-src", type=Path, help="root of the official repo at the pinned commit")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32, 128])
+    parser.add_argument("--size", type=int, nargs="+", default=[224, 256])
+    parser.add_argument("--dtype", nargs="+", default=["float32", "bf16"], choices=["float32", "bf16"])
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    ours = timm.create_model(args.variant).eval().to(device)
+    official = None
+    if args.official_src is not None:
+        official = official_model(args.official_src, CONFIGS[args.variant]).eval().to(device)
+        official.load_state_dict(ours.state_dict(), strict=True)
+        x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
+        print(json.dumps({"variant": args.variant, "device": str(device), **agreement(ours, official, x)}), flush=True)
+    for size in args.size:
+        for batch in args.batch:
+            x = torch.randn(batch, 3, size, size, device=device)
+            for dtype in args.dtype:
+                row = {"variant": args.variant, "device": str(device), "size": size, "batch": batch, "dtype": dtype,
+                       "ours_img_s": images_per_second(ours, x, dtype, args.iters, args.warmup)}
+                if official is not None:
+                    row["official_img_s"] = images_per_second(official, x, dtype, args.iters, args.warmup)
+                    row["ratio"] = row["ours_img_s"] / row["official_img_s"]
+                print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
