@@ -184,12 +184,13 @@ class FourierSensitivity(Measure):
 
     For each frequency (u, v) of the grid and each image x: x' = x + ε·r_c·U_{u,v} / s_c per channel c
     (s = ``pixel_std``, so ε is measured in pixel units before normalisation; no clipping, the
-    reference's default). ``update(model, images, labels=None)``; ``compute()`` returns a
-    :class:`FourierHeatMap`. States: ``flip_sum``/``error_sum`` (h, w) float64 counts, ``count``,
+    reference's default). ``update(model, images, labels=None, indices=None)``; ``compute()`` returns
+    a :class:`FourierHeatMap`. States: ``flip_sum``/``error_sum`` (h, w) float64 counts, ``count``,
     ``labelled`` and ``clean_error_sum``.
 
-    The signs r are drawn per frequency and channel from ``seed`` (the reference draws them per image
-    as well), so results do not depend on batch size or order; their expectation is the same.
+    The signs r are drawn per image, frequency and channel, as in the reference, from a generator seeded
+    by ``seed`` and the image's dataset index (``indices``; by default the running image count), so results
+    do not depend on batch size or order. Partial runs to be merged must pass the dataset indices.
 
     Args:
         image_size: (H, W) of the images.
@@ -244,14 +245,25 @@ class FourierSensitivity(Measure):
         }
 
     @torch.no_grad()
-    def update(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> None:
         _check_images(self.name, images, self.grid.size)
         b, c = images.shape[:2]
         _check_labels(self.name, labels, b)
         if self.pixel_std is not None and len(self.pixel_std) != c:
             raise ValueError(f"{self.name}: pixel_std has {len(self.pixel_std)} values for {c} channels")
+        if indices is None:
+            indices = range(int(self.count), int(self.count) + b)
+        if len(indices) != b:
+            raise ValueError(f"{self.name}: {len(indices)} indices for {b} images")
         freqs, index, partner = (t.to(images.device) for t in self.grid.pairs())
-        signs = self._signs(len(freqs), c).to(images.device, torch.float64)
+        signs = torch.stack([self._signs(int(i), len(freqs), c) for i in indices], dim=1)  # (K, B, C)
+        signs = signs.to(images.device, torch.float64)
         scale = torch.full((c,), self.eps, dtype=torch.float64, device=images.device)
         if self.pixel_std is not None:
             scale = scale / torch.tensor(self.pixel_std, dtype=torch.float64, device=images.device)
@@ -262,8 +274,8 @@ class FourierSensitivity(Measure):
             clean = _predict(model, images, self.batch_size)
             for s in _chunks(len(freqs), self.batch_size // b):
                 basis = fourier_basis(self.grid.size, freqs[s], torch.float64)  # (k, H, W)
-                delta = (signs[s] * scale)[:, :, None, None] * basis[:, None]  # (k, C, H, W)
-                x = (images[None] + delta[:, None].to(images.dtype)).flatten(0, 1)  # (k*B, C, H, W)
+                delta = (signs[s] * scale)[..., None, None] * basis[:, None, None]  # (k, B, C, H, W)
+                x = (images[None] + delta.to(images.dtype)).flatten(0, 1)  # (k*B, C, H, W)
                 pred = _predict(model, x, self.batch_size).view(-1, b)
                 flips[s] = (pred != clean).sum(dim=1).to(torch.float64)
                 if labels is not None:
@@ -275,8 +287,10 @@ class FourierSensitivity(Measure):
             self.labelled += b
             self.clean_error_sum += float((clean != labels.to(clean.device)).sum())
 
-    def _signs(self, k: int, channels: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed)
+    def _signs(self, image_index: int, k: int, channels: int) -> torch.Tensor:
+        """(K, C) signs ±1 of one image, the same for a dataset index whatever the batching."""
+        # The CPU generator keeps 32 bits of its seed, so fold seed and index into 32 bits.
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + image_index) % 2**32)
         return torch.randint(0, 2, (k, channels), generator=generator) * 2 - 1
 
     def compute(self) -> FourierHeatMap:
