@@ -102,7 +102,6 @@ __all__ = ["FdamViT"]
 
 _logger = logging.getLogger(__name__)
 
-_HF_SATURATION = 0.3678  # ~1/e, deit_fdam.py AttentionwithAttInv: hf = 2 s^2 / (s^2 + 0.3678)
 _FILTER_GRID = (14, 8)  # rFFT grid of the 14 x 14 maps the filter banks are stored for
 
 
@@ -191,7 +190,7 @@ class AttInvAttention(nn.Module):
         gate_in = self.dy_freq_starrelu(x)
         lf = self.gate_lf(torch.tanh(self.dy_freq_2(gate_in)))
         s2 = F.softplus(self.dy_freq(gate_in)) ** 2
-        hf = self.gate_hf(2 * s2 / (s2 + _HF_SATURATION))
+        hf = self.gate_hf(2 * s2 / (s2 + 0.3678))  # saturates at 2; 0.3678 ~ 1/e (deit_fdam.py AttentionwithAttInv)
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         if self.fused_attn:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
@@ -399,11 +398,6 @@ class FdamViT(nn.Module):
         pos = resize_pos_embed(self.pos_embed, self.pos_grid, (h, w))
         return _to_tokens(x) + pos, h, w
 
-    def _run_block(self, blk: nn.Module, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint(blk, x, h, w)
-        return blk(x, h, w)
-
     def forward_intermediates(
         self,
         x: torch.Tensor,
@@ -435,7 +429,10 @@ class FdamViT(nn.Module):
         blocks = self.blocks[: max_index + 1] if stop_early and not torch.jit.is_scripting() else self.blocks
         intermediates = []
         for i, blk in enumerate(blocks):
-            x = self._run_block(blk, x, h, w)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(blk, x, h, w)
+            else:
+                x = blk(x, h, w)
             if i in take_indices:
                 y = self.norm(x) if norm else x
                 intermediates.append(_to_map(y, h, w).contiguous() if output_fmt == "NCHW" else y)
@@ -461,7 +458,10 @@ class FdamViT(nn.Module):
         """(B, in_chans, H, W) -> normalised tokens (B, N, C), N = (H // 16) * (W // 16)."""
         x, h, w = self._embed(x)
         for blk in self.blocks:
-            x = self._run_block(blk, x, h, w)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint(blk, x, h, w)
+            else:
+                x = blk(x, h, w)
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -550,6 +550,9 @@ def _complete(
     dropped = [k for k in state_dict if _is_head_param(k) and k not in target]
     for k in dropped:  # a classifier checkpoint loaded into the headless backbone
         del state_dict[k]
+    unexpected = [k for k in state_dict if k not in target]
+    if unexpected:  # checked here: timm loads non-strictly whenever num_classes differs from the cfg
+        raise ValueError(f"FDAM: {source} checkpoint has {len(unexpected)} entries the model lacks, e.g. {unexpected[:5]}")
     missing = [k for k in target if k not in state_dict]
     absent = [k for k in missing if not may_stay_at_init(k)]
     if absent:
