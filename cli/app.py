@@ -39,7 +39,7 @@ def user_errors() -> Iterator[None]:
     """Turn FreqlensError into a one-line message and its exit code (2 usage, 1 other); no traceback."""
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        warnings.formatwarning = lambda msg, cat, *_args, **_kw: f"warning: {msg}\n"
+        warnings.showwarning = lambda message, *_args, **_kwargs: typer.echo(f"warning: {message}", err=True)
         try:
             yield
         except FreqlensError as exc:

@@ -83,6 +83,32 @@ def make_loader(images: ImageSet, transform: Callable, batch_size: int, num_work
                       pin_memory=torch.cuda.is_available())
 
 
+class SideStream:
+    """Run an observer on a second CUDA stream, so memory-bound analysis overlaps the model's own work.
+
+    The side stream waits for the features to be produced; ``record_stream`` keeps their memory alive
+    until it has read them. Call ``join()`` before reading any state the observer wrote.
+    On CPU it calls the observer directly.
+    """
+
+    def __init__(self, observer: Callable[[ProbePoint, torch.Tensor], None], device: torch.device) -> None:
+        self.observer = observer
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def __call__(self, point: ProbePoint, features: torch.Tensor) -> None:
+        if self.stream is None:
+            self.observer(point, features)
+            return
+        self.stream.wait_stream(torch.cuda.current_stream(features.device))
+        with torch.cuda.stream(self.stream):
+            features.record_stream(self.stream)
+            self.observer(point, features)
+
+    def join(self) -> None:
+        if self.stream is not None:
+            torch.cuda.current_stream(self.stream.device).wait_stream(self.stream)
+
+
 def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
            observer: Callable[[ProbePoint, torch.Tensor], None], *, device: torch.device, dtype: torch.dtype,
            progress: bool = True, on_output: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> int:
@@ -95,12 +121,38 @@ def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
 
     seen = 0
     input_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    with Lens(model, points, observer) as lens, precision(model, device, dtype), torch.inference_mode():
+    side = SideStream(observer, device)
+    with Lens(model, points, side) as lens, precision(model, device, dtype), torch.inference_mode():
         bar = tqdm(loader, desc="images", unit="batch", file=sys.stderr, disable=not progress or None,
                    total=len(loader), leave=False)
         for images, labels in bar:
             output = lens.model(images.to(device, input_dtype, non_blocking=True))
             if on_output is not None:
                 on_output(output, labels.to(device))
+            seen += images.shape[0]
+    side.join()
+    return seen
+
+
+def feed(model: nn.Module, loader: DataLoader, update: Callable[[torch.Tensor, torch.Tensor | None, list[int]], None], *,
+         device: torch.device, dtype: torch.dtype, labelled: bool, progress: bool = True) -> int:
+    """Hand every batch to a measure that drives the model itself (ERF, interactions, rotation).
+
+    ``update(images, labels, indices)`` gets the images on ``device``, the labels (None when the image set
+    has none) and each image's index in the whole image set (``make_loader`` gives rank r every
+    world-th image from r), which seeds per-image sampling identically in any number of processes.
+    Gradients stay available: the measure decides where it needs them. Returns the images seen.
+    """
+    from tqdm.auto import tqdm
+
+    rank, world = rank_and_world()
+    seen = 0
+    input_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    with precision(model, device, dtype):
+        bar = tqdm(loader, desc="images", unit="batch", file=sys.stderr, disable=not progress or None,
+                   total=len(loader), leave=False)
+        for images, labels in bar:
+            indices = [rank + world * (seen + i) for i in range(images.shape[0])]
+            update(images.to(device, input_dtype, non_blocking=True), labels.to(device) if labelled else None, indices)
             seen += images.shape[0]
     return seen

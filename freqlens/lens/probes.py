@@ -52,7 +52,7 @@ class ProbePoint:
         return input_hw[0] // self.reduction, input_hw[1] // self.reduction
 
     def to_nchw(self, x: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
-        """Return this point's output as a (B, C, H, W) view or copy, prefix tokens dropped."""
+        """Return this point's output as a (B, C, H, W) view, prefix tokens dropped."""
         if self.layout == "NCHW":
             _expect_dims(self, x, 4)
             return x
@@ -68,7 +68,7 @@ class ProbePoint:
                 f"{gh}x{gw} grid (input {input_hw[0]}x{input_hw[1]}, reduction {self.reduction})",
                 hint="declare the probe point's prefix_tokens/reduction to match the model",
             )
-        return x[:, self.prefix_tokens :].transpose(1, 2).reshape(b, c, gh, gw)
+        return x[:, self.prefix_tokens :].reshape(b, gh, gw, c).permute(0, 3, 1, 2)  # a view, no copy
 
 
 def _expect_dims(point: ProbePoint, x: torch.Tensor, ndim: int) -> None:

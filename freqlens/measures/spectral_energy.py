@@ -25,22 +25,25 @@ from freqlens.measures.base import Measure, register_measure
 EPS = 1e-6  # inside the log, as in the reference notebook
 
 
-def half_plane_log_amplitude(x: torch.Tensor, chunk_elems: int = 1 << 25) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum over batch and channels of log(|rfft2(x)| + EPS) and of |rfft2(x)|², both (H, W//2+1) float64.
+def spectrum_sums(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over the first two dims of log(|spec| + EPS) and |spec|² for a complex (B, C, H, W') spectrum."""
+    power = torch.view_as_real(spec).square().sum(-1)
+    return torch.log(power.sqrt() + EPS).sum((0, 1), dtype=torch.float64), power.sum((0, 1), dtype=torch.float64)
 
-    The FFT runs in float32 (or float64 for float64 input), in channel chunks of at most ``chunk_elems``
+
+def accumulate_half_plane(x: torch.Tensor, logamp: torch.Tensor, power: torch.Tensor, chunk_elems: int = 1 << 24) -> None:
+    """Add the batch-and-channel sums of log(|rfft2(x)| + EPS) and |rfft2(x)|² to (H, W//2+1) accumulators.
+
+    The FFT runs in float32 (float64 for float64 input) over channel chunks of at most ``chunk_elems``
     input elements, so the extra memory stays bounded whatever the feature-map size.
     """
     b, c, h, w = x.shape
     compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     step = max(1, chunk_elems // max(1, b * h * w))
-    logamp = torch.zeros(h, w // 2 + 1, dtype=torch.float64, device=x.device)
-    power = torch.zeros_like(logamp)
     for start in range(0, c, step):
-        amp = torch.fft.rfft2(x[:, start : start + step].to(compute_dtype)).abs()
-        logamp += torch.log(amp + EPS).sum(dim=(0, 1), dtype=torch.float64)
-        power += amp.square().sum(dim=(0, 1), dtype=torch.float64)
-    return logamp, power
+        chunk_logamp, chunk_power = spectrum_sums(torch.fft.rfft2(x[:, start : start + step].to(compute_dtype)))
+        logamp += chunk_logamp
+        power += chunk_power
 
 
 def full_plane(half: torch.Tensor, width: int) -> torch.Tensor:
@@ -139,7 +142,6 @@ class SpectralEnergy(Measure):
         self.add_state("logamp_sum", {}, "sum")
         self.add_state("power_sum", {}, "sum")
         self.add_state("count", {}, "sum")
-        self.add_state("width", {}, "max")  # W is not recoverable from the W//2+1 half-plane columns
 
     def settings(self) -> dict:
         return {"preset": self.preset, "radial_bins": self.radial_bins, "hf_cutoff": self.hf_cutoff, "eps": EPS}
@@ -149,21 +151,19 @@ class SpectralEnergy(Measure):
         for name, x in features.items():
             if x.dim() != 4:
                 raise ValueError(f"{name}: expected (B, C, H, W) features, got shape {tuple(x.shape)}")
-            logamp, power = half_plane_log_amplitude(x.detach())
-            count = torch.tensor(x.shape[0] * x.shape[1], dtype=torch.float64, device=x.device)
-            width = torch.tensor(x.shape[3], dtype=torch.float64, device=x.device)
+            b, c, h, w = x.shape
             if name not in self.logamp_sum:  # dicts keep first-seen order: the forward order, i.e. depth
-                self.logamp_sum[name], self.power_sum[name], self.count[name] = logamp, power, count
-                self.width[name] = width
-            else:
-                if self.logamp_sum[name].shape != logamp.shape or self.width[name] != width:
-                    raise ValueError(
-                        f"{name}: feature map size changed from {tuple(self.logamp_sum[name].shape[:1])}x"
-                        f"{int(self.width[name])} to {x.shape[2]}x{x.shape[3]}; use one input size per run"
-                    )
-                self.logamp_sum[name] += logamp
-                self.power_sum[name] += power
-                self.count[name] += count
+                # (H, W) states of which the rfft half plane [:, :W//2+1] is used: the shape keeps W
+                self.logamp_sum[name] = torch.zeros(h, w, dtype=torch.float64, device=x.device)
+                self.power_sum[name] = torch.zeros(h, w, dtype=torch.float64, device=x.device)
+                self.count[name] = torch.zeros((), dtype=torch.float64, device=x.device)
+            elif self.logamp_sum[name].shape != (h, w):
+                old_h, old_w = self.logamp_sum[name].shape
+                raise ValueError(f"{name}: feature map size changed from {old_h}x{old_w} to {h}x{w}; "
+                                 "use one input size per run")
+            half = slice(0, w // 2 + 1)
+            accumulate_half_plane(x.detach(), self.logamp_sum[name][:, half], self.power_sum[name][:, half])
+            self.count[name] += b * c
 
     def compute(self) -> SpectrumResult:
         if not self.count:
@@ -172,10 +172,9 @@ class SpectralEnergy(Measure):
 
     def _point(self, name: str) -> PointSpectrum:
         count = float(self.count[name])
-        h = self.logamp_sum[name].shape[0]
-        w = int(self.width[name])
-        logamp = centre(full_plane(self.logamp_sum[name].cpu() / count, w))
-        power = centre(full_plane(self.power_sum[name].cpu() / count, w))
+        h, w = self.logamp_sum[name].shape
+        logamp = centre(full_plane(self.logamp_sum[name][:, : w // 2 + 1].cpu() / count, w))
+        power = centre(full_plane(self.power_sum[name][:, : w // 2 + 1].cpu() / count, w))
         k = min(h - h // 2, w - w // 2)
         ks = torch.arange(k)
         diag = logamp[h // 2 + ks, w // 2 + ks]

@@ -1,0 +1,100 @@
+"""Cost of the spectrum measure over a plain forward: same model, batch, dtype and inputs, in one run.
+
+    python benchmarks/spectrum.py --models deit_small_patch16_224 resnet50 convnext_tiny \
+        --batch-size 128 --dtype bfloat16 --iters 20
+
+Prints one JSON line per model: time per batch (plain / with spectrum), peak memory, and their ratios.
+Inputs are random tensors already on the device, so data loading (identical for both) is not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import timm
+import torch
+
+import freqlens  # noqa: F401  (registers the zoo)
+from freqlens.api import probe_points
+from freqlens.lens import Lens
+from freqlens.measures.spectral_energy import SpectralEnergy
+from freqlens.measures import spectral_energy
+from freqlens.runner import DTYPES, SideStream, precision
+
+
+_EAGER_SUMS = spectral_energy.spectrum_sums
+
+
+def _timed(fn, iters: int, device: torch.device) -> tuple[float, int]:
+    """Seconds per call and peak bytes allocated, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = (time.perf_counter() - start) / iters
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
+    return seconds, peak
+
+
+def bench(name: str, batch: int, dtype: torch.dtype, iters: int, device: torch.device, side_stream: bool) -> dict:
+    model = timm.create_model(name).eval().to(device)
+    size = timm.data.resolve_data_config({}, model=model)["input_size"]
+    points = probe_points(model, tuple(size))
+    x = torch.randn(batch, *size, device=device)
+    measure = SpectralEnergy()
+
+    def plain():
+        with torch.inference_mode(), precision(model, device, dtype):
+            model(x)
+
+    def observe(point, features):
+        measure.update({point.name: features})
+
+    observer = SideStream(observe, device) if side_stream else observe
+
+    def with_spectrum():
+        with Lens(model, points, observer), torch.inference_mode(), precision(model, device, dtype):
+            model(x)
+        if side_stream:
+            observer.join()
+
+    t_plain, m_plain = _timed(plain, iters, device)
+    t_spec, m_spec = _timed(with_spectrum, iters, device)
+    measure.compute()
+    return {
+        "model": name, "batch": batch, "dtype": str(dtype).removeprefix("torch."), "probe_points": len(points),
+        "ms_plain": round(1e3 * t_plain, 2), "ms_spectrum": round(1e3 * t_spec, 2), "time_ratio": round(t_spec / t_plain, 3),
+        "peak_mib_plain": round(m_plain / 2**20, 1), "peak_mib_spectrum": round(m_spec / 2**20, 1),
+        "memory_ratio": round(m_spec / m_plain, 3) if m_plain else None, "side_stream": side_stream,
+        "compiled_reduction": spectral_energy.spectrum_sums is not _EAGER_SUMS,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["deit_small_patch16_224", "resnet50", "convnext_tiny"])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--dtype", choices=list(DTYPES), default="bfloat16")
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--same-stream", action="store_true", help="Run the measure on the forward's own stream.")
+    parser.add_argument("--compile-reduction", action="store_true", help="torch.compile the spectrum reduction.")
+    args = parser.parse_args()
+    torch.backends.cudnn.benchmark = True
+    if args.compile_reduction:
+        spectral_energy.spectrum_sums = torch.compile(_EAGER_SUMS, dynamic=False)
+    for name in args.models:
+        result = bench(name, args.batch_size, DTYPES[args.dtype], args.iters, torch.device(args.device), not args.same_stream)
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""`freqlens erf|interactions|rank|rotation` end to end on a tiny model, option mapping and usage errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import freqlens.api
+from freqlens.cli import app
+
+runner = CliRunner()
+FAST = ["--model", "test_resnet", "--limit", "2", "--quiet", "--device", "cpu"]
+
+CASES = {
+    "erf": (["--input-size", "32", "--batch-size", "2"], {"erf_area_ratios.csv", "erf_maps.npz", "erf_heatmap_00.svg"}),
+    "interactions": (["--grid", "2", "--pairs", "1", "--contexts", "1"], {"interactions.csv", "interaction_strength.pdf"}),
+    "rank": (["--probe", "layer*"], {"rank_collapse.csv", "rank_collapse.png"}),
+    "rotation": (["--probe", "layer3", "--probe", "layer4"], {"rotation_outputs.csv", "rotation_points.csv", "rotation_points.png"}),
+}
+
+
+@pytest.mark.parametrize("command", list(CASES))
+def test_command_writes_results_tables_and_figures(tmp_path, command):
+    extra, expected = CASES[command]
+    out = tmp_path / "run"
+    result = runner.invoke(app, [command, *FAST, *extra, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert expected | {"results.json"} <= {p.name for p in out.iterdir()}
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["measure"] == command
+    assert payload["provenance"]["measure"]["name"] == command
+    assert payload["provenance"]["images"]["count"] == 2
+
+
+def test_options_reach_the_api(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake(model, images, **kwargs):
+        seen.update(model=model, images=images, **kwargs)
+        raise freqlens.FreqlensError("stop here")
+
+    monkeypatch.setattr(freqlens.api, "rotation", fake)
+    result = runner.invoke(app, ["rotation", "-m", "x", "-o", str(tmp_path / "o"), "--angle", "45", "--angle", "90",
+                                 "--interpolation", "bilinear", "--preset", "rot90"])
+    assert result.exit_code == 1 and "stop here" in result.stderr
+    assert seen["angles"] == [45.0, 90.0] and seen["interpolation"] == "bilinear" and seen["preset"] == "rot90"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["interactions", "--preset", "nope"], "unknown interactions preset"),
+        (["rotation", "--angle", "45"], "multiples of 90"),
+        (["interactions", "--target", "both"], "--target"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path, args, message):
+    result = runner.invoke(app, [*args, *FAST, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert not (tmp_path / "o").exists()
