@@ -49,9 +49,11 @@ _OFFSET_RANGE = 0.1
 _PIXEL_SCALE = 1 / 16
 
 Split = Literal["train", "test"]
-# Generator seeds of the two splits never overlap: train seeds are [0, 2**40), test seeds start at 2**40.
-_SPLIT_OFFSET: dict[str, int] = {"train": 0, "test": 1 << 40}
-_MAX_SEED = 1 << 40
+# torch's CPU generator keeps only the low 32 bits of a seed, so seeds live in [0, 2**32): train
+# splits use generator seeds [0, 2**31), test splits [2**31, 2**32); the two never overlap.
+_SEED_LIMIT = 1 << 32
+_SPLIT_OFFSET: dict[str, int] = {"train": 0, "test": 1 << 31}
+_MAX_SPLIT_SEED = 1 << 31
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +147,7 @@ def generate(
     Args:
         task: ``hf``, ``lf`` or a ``ProbeTask``.
         n: number of images.
-        seed: seed of a private ``torch.Generator``; the global RNG is not touched.
+        seed: seed in [0, 2**32) of a private ``torch.Generator``; the global RNG is not touched.
         labels: optional (n,) int64 labels to use instead of the drawn ones.
 
     Returns:
@@ -154,6 +156,8 @@ def generate(
     task = get_task(task)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if not 0 <= seed < _SEED_LIMIT:
+        raise ValueError(f"seed must be in [0, 2**32) (torch keeps only 32 bits), got {seed}")
     size, k = task.image_size, task.num_classes
     g = torch.Generator().manual_seed(seed)
     drawn = torch.randint(k, (n,), generator=g)
@@ -189,8 +193,8 @@ def make_split(task: str | ProbeTask, split: Split, n: int, seed: int = 0) -> tu
     """
     if split not in _SPLIT_OFFSET:
         raise ValueError(f"split must be one of {sorted(_SPLIT_OFFSET)}, got {split!r}")
-    if not 0 <= seed < _MAX_SEED:
-        raise ValueError(f"seed must be in [0, 2**40), got {seed}")
+    if not 0 <= seed < _MAX_SPLIT_SEED:
+        raise ValueError(f"seed must be in [0, 2**31), got {seed}")
     return generate(task, n, _SPLIT_OFFSET[split] + seed)
 
 

@@ -33,8 +33,8 @@ from freqlens.probes.task import get_task, make_split
 ARCHS: dict[str, str] = {"cnn": "probe_cnn", "vit": "probe_vit"}
 # Per-architecture defaults; every field can be overridden on the command line.
 RECIPES: dict[str, dict[str, Any]] = {
-    "cnn": dict(epochs=8, lr=3e-3, weight_decay=5e-4, batch_size=128, train_size=16384),
-    "vit": dict(epochs=30, lr=2e-3, weight_decay=0.05, batch_size=128, train_size=16384),
+    "cnn": dict(epochs=6, lr=3e-3, weight_decay=5e-4, batch_size=128, train_size=8192),
+    "vit": dict(epochs=10, lr=2e-3, weight_decay=0.05, batch_size=128, train_size=8192),
 }
 TEST_SIZE = 2000
 TEST_SEED = 0
@@ -108,7 +108,7 @@ def train(
         train_seconds=round(seconds, 1),
         threads=torch.get_num_threads(),
         device=device.type,
-        torch=torch.__version__,
+        torch=str(torch.__version__),
         timm=timm.__version__,
     )
     return model, recipe
