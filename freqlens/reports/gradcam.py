@@ -91,7 +91,7 @@ def gradcam(
             differs from the batch, or a layer whose output gets no gradient.
     """
     cam_class = _method(method)
-    _check_images(images)
+    images = _on_model_device(model, images)
     class_idx = _resolve_classes(model, images, classes)
     point = resolve_target(model, target, tuple(images.shape[1:]))
     with _grad_cam(model, cam_class, point, tuple(images.shape[-2:])) as cam:
@@ -125,19 +125,23 @@ def cascading_randomisation(
     Returns:
         A :class:`RandomisationCheck`.
     """
-    original = gradcam(model, images, classes, target, method)
+    images = _on_model_device(model, images)
     groups = list(steps) if steps is not None else randomisation_steps(model)
-    copied = copy.deepcopy(model)
-    known = dict(copied.named_modules()) | dict(copied.named_parameters(recurse=False))
+    if not groups:
+        raise FreqlensError("cascading randomisation needs at least one step", hint="leave steps=None for all layers")
+    known = set(dict(model.named_modules())) | set(dict(model.named_parameters(recurse=False)))
     for step in groups:
         if step not in known:
-            probe_points_for(copied, [step], tuple(images.shape[1:]))  # raises, naming close matches
+            probe_points_for(model, [step], tuple(images.shape[1:]))  # raises, naming close matches
+    original = gradcam(model, images, classes, target, method)
+    copied = copy.deepcopy(model)
+    parts = dict(copied.named_modules()) | dict(copied.named_parameters(recurse=False))
     maps, rhos = [], []
     devices = [images.device] if images.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for step in groups:
-            _reinitialise(known[step])
+            _reinitialise(parts[step])
             result = gradcam(copied, images, original.classes, original.target, method)
             maps.append(result.maps)
             rhos.append([_spearman(a, b) for a, b in zip(original.raw, result.raw, strict=True)])
@@ -251,12 +255,16 @@ def _restore_grads(grads: list[tuple[nn.Parameter, torch.Tensor | None]]) -> Non
 
 
 # -- checks and small helpers ----------------------------------------------------------------------
-def _check_images(images: torch.Tensor) -> None:
+def _on_model_device(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] == 0:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise FreqlensError(f"Grad-CAM needs a non-empty (B, C, H, W) image batch, got {shape}")
     if not images.is_floating_point():
         raise FreqlensError(f"Grad-CAM needs floating-point images, got {images.dtype}", hint="normalise images first")
+    param = next(model.parameters(), None)
+    if param is None:
+        raise FreqlensError(f"Grad-CAM needs a model with parameters; {type(model).__name__} has none")
+    return images.to(param.device)
 
 
 def _resolve_classes(model: nn.Module, images: torch.Tensor, classes: Classes) -> torch.Tensor:

@@ -320,3 +320,9 @@ def test_randomisation_changes_a_zoo_models_map():
     check = cascading_randomisation(model, torch.rand(1, 3, 64, 64))
     assert float(check.original.raw.std()) > 0
     assert not bool((check.spearman[-1] > 0.9).any()), check.spearman
+
+
+def test_randomisation_step_names_are_checked_first():
+    with pytest.raises(FreqlensError) as err:
+        cascading_randomisation(BrightCNN(), bright_square(), classes=0, steps=["haed"])
+    assert "head" in err.value.hint
