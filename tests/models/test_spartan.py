@@ -232,6 +232,18 @@ def test_torchscript():
         torch.testing.assert_close(scripted(_x()), model(_x()))
 
 
+@pytest.mark.cuda
+def test_torch_compile_fullgraph(device):
+    """Traces without graph breaks (argmax/gather and the size check included); ~45 s on a CPU, so CUDA only."""
+    if device.type != "cuda":
+        pytest.skip("torch.compile check runs with FREQLENS_TEST_DEVICE=cuda")
+    model = _tiny().to(device)
+    x = _x().to(device)
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad(), _no_tf32():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 def test_no_weight_decay_follows_the_official_rule():
     """Official ``set_weight_decay``: no decay for 1-D params, biases and names containing norm/gamma."""
     model = _tiny()
