@@ -72,11 +72,11 @@ def dft_gain(kernel: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("c_in, c_out, max_freq", [(1, 1, None), (3, 2, 3)])
-def test_conv_gain_is_dft_of_kernel(dtype, c_in, c_out, max_freq):
+def test_conv_gain_is_dft_of_kernel(dtype, c_in, c_out, max_freq, device):
     h, w = 12, 10
-    net = circular_conv(c_in, c_out, 3, dtype)
+    net = circular_conv(c_in, c_out, 3, dtype).to(device)
     measure = TransferFunction([ProbePoint("0")], (h, w), max_freq=max_freq, basis_batch=7)
-    measure.update(net, torch.randn(3, c_in, h, w, dtype=dtype))
+    measure.update(net, torch.randn(3, c_in, h, w, dtype=dtype, device=device))
     result = measure.compute()
     expected = dft_gain(net[0].weight, h, w)
     rows, cols = result.freq_y + h // 2, result.freq_x + w // 2
@@ -93,12 +93,13 @@ def test_transfer_function_ignores_bf16_autocast():
     torch.testing.assert_close(cast.compute().gain["0"], plain.compute().gain["0"])
 
 
-def test_transfer_function_through_vit_tokens():
+def test_transfer_function_through_vit_tokens(device):
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=(16, 24), patch_size=8, depth=1, num_classes=3)
+    model = model.to(device)
     points = default_probe_points(model, (3, 16, 24))
     assert points[-1].prefix_tokens == 1
     measure = TransferFunction(points, (16, 24), max_freq=1)
-    measure.update(model, torch.randn(1, 3, 16, 24))
+    measure.update(model, torch.randn(1, 3, 16, 24, device=device))
     gain = measure.compute().gain[points[-1].name]
     assert gain.shape == (3, 3) and bool((gain > 0).all())
     torch.testing.assert_close(gain, gain.flip(0, 1))  # U(u, v) = U(-u, -v)
@@ -117,10 +118,10 @@ class LowPassClassifier(nn.Module):
         return self.fc(band_filter(x, self.cutoff).flatten(1))
 
 
-def test_fourier_heat_map_is_zero_above_an_ideal_low_pass():
+def test_fourier_heat_map_is_zero_above_an_ideal_low_pass(device):
     h, w, cutoff = 12, 10, 0.45
-    model = LowPassClassifier(cutoff, h, w)
-    images, labels = torch.randn(16, 3, h, w), torch.randint(0, 4, (16,))
+    model = LowPassClassifier(cutoff, h, w).to(device)
+    images, labels = torch.randn(16, 3, h, w, device=device), torch.randint(0, 4, (16,), device=device)
     measure = FourierSensitivity((h, w), eps=20.0)
     measure.update(model, images, labels)
     result = measure.compute()
@@ -173,9 +174,9 @@ class MeanSign(nn.Module):
         return torch.stack([m + 1e-4, -m], dim=1)
 
 
-def test_band_limited_accuracy_of_a_dc_model():
+def test_band_limited_accuracy_of_a_dc_model(device):
     torch.manual_seed(0)
-    images = torch.randn(10, 3, 8, 8) + torch.linspace(-1, 1, 10)[:, None, None, None]
+    images = (torch.randn(10, 3, 8, 8) + torch.linspace(-1, 1, 10)[:, None, None, None]).to(device)
     labels = (images.mean(dim=(1, 2, 3)) < 0).long()
     measure = BandLimitedAccuracy(cutoffs=(0.25, 0.5, 1.0))
     measure.update(MeanSign(), images[:3], labels[:3])

@@ -119,8 +119,8 @@ VIT_SQUARE = (slice(16, 32), slice(48, 64))  # one 16x16 patch: token (1, 3) of 
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "xgradcam", "layercam", "scorecam"])
-def test_cnn_map_peaks_on_square(method):
-    result = gradcam(BrightCNN(), bright_square(), classes=0, method=method)
+def test_cnn_map_peaks_on_square(method, device):
+    result = gradcam(BrightCNN().to(device), bright_square().to(device), classes=0, method=method)
     assert result.maps.shape == result.raw.shape == (2, H, W)
     assert result.target.name == "features.2" and result.target.layout == "NCHW"
     assert float(result.maps.min()) >= 0.0 and float(result.maps.max()) == pytest.approx(1.0, abs=1e-5)
@@ -132,17 +132,17 @@ def test_eigencam_runs_without_gradients():
     assert result.maps.shape == (2, H, W) and torch.isfinite(result.raw).all()
 
 
-def test_nhwc_block_is_transposed():
-    model = BrightNHWC()
-    result = gradcam(model, bright_square(), classes=0)
+def test_nhwc_block_is_transposed(device):
+    model = BrightNHWC().to(device)
+    result = gradcam(model, bright_square().to(device), classes=0)
     assert result.target == model.gradcam_target
     assert_peaked(result.maps)
 
 
 @pytest.mark.parametrize("class_token", [False, True], ids=["avg-pool", "cls-token"])
-def test_vit_token_grid_without_prefix_tokens(class_token):
-    model = bright_vit(class_token)
-    images = bright_square(64, 96, VIT_SQUARE)
+def test_vit_token_grid_without_prefix_tokens(class_token, device):
+    model = bright_vit(class_token).to(device)
+    images = bright_square(64, 96, VIT_SQUARE).to(device)
     result = gradcam(model, images, classes=0)
     assert result.target.layout == "NLC"
     assert result.target.prefix_tokens == (1 if class_token else 0)
@@ -165,9 +165,9 @@ def test_default_target_of_timm_cnn():
     assert default_gradcam_target(model, (3, 32, 32)).name == "layer4"
 
 
-def test_randomisation_changes_map_and_leaves_model_alone():
+def test_randomisation_changes_map_and_leaves_model_alone(device):
     torch.manual_seed(0)
-    model = BrightCNN()
+    model = BrightCNN().to(device)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     check = cascading_randomisation(model, bright_square(), classes=0, seed=0)
     assert check.steps == randomisation_steps(model) == ["head", "features.0"]
