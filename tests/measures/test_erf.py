@@ -86,10 +86,10 @@ def test_matches_replknet_script_on_a_timm_model():
     assert all(p.requires_grad for p in model.parameters()), "grad flags must be restored"
 
 
-def test_batch_size_order_and_merge_invariance():
+def test_batch_size_order_and_merge_invariance(device):
     torch.manual_seed(1)
-    model = timm.create_model("test_resnet", num_classes=10).eval().double()
-    images = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    model = timm.create_model("test_resnet", num_classes=10).eval().double().to(device)
+    images = torch.randn(4, 3, 32, 32, dtype=torch.float64, device=device)
     point = [ProbePoint("layer3")]
     whole = EffectiveReceptiveField(points=point, input_size=None)
     whole.update(model, images)
@@ -118,9 +118,9 @@ class BatchMixer(nn.Module):
         return y + 0.5 * y.mean(0, keepdim=True)
 
 
-def test_batch_coupling_is_detected_and_measured_per_sample():
+def test_batch_coupling_is_detected_and_measured_per_sample(device):
     torch.manual_seed(2)
-    model, images = BatchMixer().double(), torch.randn(3, 3, 9, 9, dtype=torch.float64)
+    model, images = BatchMixer().double().to(device), torch.randn(3, 3, 9, 9, dtype=torch.float64, device=device)
     point = [ProbePoint("")]
     batched = EffectiveReceptiveField(points=point, input_size=None)
     batched.update(model, images)
@@ -133,6 +133,17 @@ def test_batch_coupling_is_detected_and_measured_per_sample():
     refusing = EffectiveReceptiveField(points=point, input_size=None, on_coupling="error")
     with pytest.raises(FreqlensError, match="couples the images"):
         refusing.update(model, images)
+
+
+def test_runs_under_bfloat16_autocast(device):
+    torch.manual_seed(3)
+    model = timm.create_model("test_resnet", num_classes=10).eval().to(device)
+    erf = EffectiveReceptiveField(input_size=None)
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        erf.update(model, torch.randn(2, 3, 32, 32, device=device))
+    result = erf.compute()
+    assert result["batch_coupled"] is False  # the looser reduced-precision tolerance applies
+    assert torch.isfinite(result["points"][0]["mean_map"]).all() and result["points"][0]["mean_map"].sum() > 0
 
 
 def test_preset_and_input_size_check():

@@ -142,10 +142,10 @@ def test_engine_matches_a_per_sample_implementation():
         torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
-def test_batching_merging_and_resuming_are_invariant():
+def test_batching_merging_and_resuming_are_invariant(device):
     torch.manual_seed(1)
-    model = timm.create_model("test_resnet", num_classes=4).eval().double()
-    images = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    model = timm.create_model("test_resnet", num_classes=4).eval().double().to(device)
+    images = torch.randn(3, 3, 16, 16, dtype=torch.float64, device=device)
     settings = dict(grid=GRID, pairs=3, contexts=2, ratios=(0.0, 0.5, 1.0), target="predicted")
     whole = InteractionOrder(**settings, batch_size=7)
     whole.update(model, images)
@@ -162,6 +162,15 @@ def test_batching_merging_and_resuming_are_invariant():
     for other in (stepwise, merged):
         np.testing.assert_allclose(other.compute()["mean_abs"], whole.compute()["mean_abs"], rtol=1e-9)
         assert other.compute()["images"] == 3
+
+
+def test_runs_under_bfloat16_autocast(device):
+    torch.manual_seed(2)
+    model = timm.create_model("test_resnet", num_classes=4).eval().to(device)
+    measure = InteractionOrder(grid=GRID, pairs=2, contexts=2, ratios=(0.0, 1.0), target="predicted")
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        measure.update(model, torch.randn(1, 3, 16, 16, device=device))
+    assert np.isfinite(measure.compute()["mean_abs"]).all()
 
 
 def test_label_target_needs_labels():

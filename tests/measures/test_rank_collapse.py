@@ -63,8 +63,8 @@ def features(seed: int, batch: int = 6) -> dict[str, torch.Tensor]:
     }
 
 
-def test_batch_size_order_merge_and_state_dict():
-    feats = features(0)
+def test_batch_size_order_merge_and_state_dict(device):
+    feats = {k: v.to(device) for k, v in features(0).items()}
     whole = RankCollapse()
     whole.update(feats)
     pieces = RankCollapse()
@@ -85,6 +85,16 @@ def test_batch_size_order_merge_and_state_dict():
                 assert got[key] == (pytest.approx(value, rel=1e-10, abs=1e-12) if isinstance(value, float) else value)
     with pytest.raises(ValueError, match="token matrix changed"):
         whole.update({"blocks.0": torch.randn(1, 8, 2, 2)})
+
+
+def test_low_precision_features_are_measured_in_float32(device):
+    feats = {k: v.to(device, torch.bfloat16) for k, v in features(1).items()}
+    measure = RankCollapse()
+    measure.update(feats)
+    reference = RankCollapse()
+    reference.update({k: v.double() for k, v in feats.items()})
+    for got, want in zip(measure.compute()["points"], reference.compute()["points"]):
+        assert got["effective_rank"] == pytest.approx(want["effective_rank"], rel=1e-4)
 
 
 def _sync_worker(rank: int, world: int, tmp: str) -> None:

@@ -95,10 +95,19 @@ def test_bilinear_rotation_matches_rot90_and_masks_both_inputs():
         RotationConsistency(angles=(45,))
 
 
-def test_batch_size_order_merge_and_state_dict():
-    images = torch.randn(5, 3, 8, 8, dtype=torch.float64)
-    labels = torch.tensor([0, 1, 2, 3, 4])
-    model, points = small_cnn(), [ProbePoint("0"), ProbePoint("2")]
+def test_runs_under_bfloat16_autocast(device):
+    measure = RotationConsistency(points=[ProbePoint("2")])
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        measure.update(pointwise_model().float().to(device), torch.randn(2, 3, 8, 8, device=device))
+    result = measure.compute()
+    assert np.isfinite(result["outputs"]["logit_cosine"]).all()
+    np.testing.assert_allclose(result["points"][0]["equivariance"], 1.0, atol=1e-6)  # rot90 is exact in any dtype
+
+
+def test_batch_size_order_merge_and_state_dict(device):
+    images = torch.randn(5, 3, 8, 8, dtype=torch.float64, device=device)
+    labels = torch.tensor([0, 1, 2, 3, 4], device=device)
+    model, points = small_cnn().to(device), [ProbePoint("0"), ProbePoint("2")]
     whole = RotationConsistency(points=points)
     whole.update(model, images, labels)
     pieces = RotationConsistency(points=points)
