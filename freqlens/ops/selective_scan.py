@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ["selective_scan"]
 
@@ -125,16 +126,42 @@ def _check_shapes(u, delta, A, B, C, D, delta_bias) -> tuple[int, int, int, int,
     return batch, channels, length, groups, n_state
 
 
+@torch.compiler.disable  # an L-step Python loop: never unroll it into a compiled graph
 def _scan_sequential(decay: Tensor, drive: Tensor) -> Tensor:
     """h_t = decay_t * h_{t-1} + drive_t along the last dim, one step at a time (exact order of the kernels)."""
-    decay_t = decay.movedim(-1, 0).contiguous()
-    drive_t = drive.movedim(-1, 0).contiguous()
-    h = drive_t[0]
-    states = [h]
-    for t in range(1, decay_t.shape[0]):
-        h = torch.addcmul(drive_t[t], decay_t[t], h)
-        states.append(h)
-    return torch.stack(states, dim=-1)
+    h = _SequentialScan.apply(decay.movedim(-1, 0).contiguous(), drive.movedim(-1, 0).contiguous())
+    return h.movedim(0, -1)
+
+
+class _SequentialScan(torch.autograd.Function):
+    """The step-by-step recurrence over dim 0, with its backward as the same recurrence run in reverse.
+
+    In-place steps on one buffer avoid a tensor per step, which autograd would need otherwise.
+    """
+
+    @staticmethod
+    def forward(ctx, decay: Tensor, drive: Tensor) -> Tensor:
+        h = _recurrence(decay, drive)
+        ctx.save_for_backward(decay, h)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor) -> tuple[Tensor, Tensor]:
+        decay, h = ctx.saved_tensors
+        # g_t = dL/dh_t + decay_{t+1} g_{t+1}; then dL/ddrive_t = g_t and dL/ddecay_t = g_t h_{t-1}.
+        next_decay = torch.cat([decay[1:], torch.zeros_like(decay[:1])])
+        g = _recurrence(next_decay.flip(0), grad_h.flip(0)).flip(0)
+        grad_decay = torch.cat([torch.zeros_like(h[:1]), g[1:] * h[:-1]])
+        return grad_decay, g
+
+
+def _recurrence(decay: Tensor, drive: Tensor) -> Tensor:
+    out = drive.clone(memory_format=torch.contiguous_format)
+    steps, decays = out.unbind(0), decay.unbind(0)
+    for t in range(1, len(steps)):
+        steps[t].addcmul_(decays[t], steps[t - 1])
+    return out
 
 
 def _scan_chunked(decay: Tensor, drive: Tensor) -> Tensor:
