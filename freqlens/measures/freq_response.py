@@ -343,7 +343,11 @@ class TransferFunction(Measure):
     name = "transfer-function"
 
     def __init__(
-        self, points: Sequence[ProbePoint], image_size: tuple[int, int], max_freq: int | None = None, basis_batch: int = 16
+        self,
+        points: Sequence[ProbePoint],
+        image_size: tuple[int, int],
+        max_freq: int | None = None,
+        basis_batch: int = 16,
     ) -> None:
         super().__init__()
         if not points:
@@ -357,7 +361,8 @@ class TransferFunction(Measure):
         self.add_state("count", torch.zeros((), dtype=torch.float64))
 
     def settings(self) -> dict:
-        return {"points": [p.name for p in self.points], "image_size": list(self.grid.size), "max_freq": self.grid.max_freq}
+        names = [p.name for p in self.points]
+        return {"points": names, "image_size": list(self.grid.size), "max_freq": self.grid.max_freq}
 
     def update(self, model: nn.Module, images: torch.Tensor) -> None:
         _check_images(self.name, images, self.grid.size)
@@ -471,7 +476,8 @@ class BandLimitedAccuracy(Measure):
             model.eval()
             clean = _predict(model, images, self.batch_size)
             for i, c in enumerate(self.cutoffs.tolist()):
-                for keep, agree, correct in (("low", self.low_agree, self.low_correct), ("high", self.high_agree, self.high_correct)):
+                bands = (("low", self.low_agree, self.low_correct), ("high", self.high_agree, self.high_correct))
+                for keep, agree, correct in bands:
                     pred = _predict(model, band_filter(images, c, keep), self.batch_size)
                     agree[i] += float((pred == clean).sum())
                     if labels is not None:

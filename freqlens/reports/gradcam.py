@@ -223,7 +223,9 @@ class _RawMap(BaseCAM):
 
 
 @contextlib.contextmanager
-def _grad_cam(model: nn.Module, cam_class: type[BaseCAM], point: ProbePoint, input_hw: tuple[int, int]) -> Iterator[BaseCAM]:
+def _grad_cam(
+    model: nn.Module, cam_class: type[BaseCAM], point: ProbePoint, input_hw: tuple[int, int]
+) -> Iterator[BaseCAM]:
     """A CAM object whose hooks, and every flag it or backward touches, are undone on exit."""
     if any(p.is_inference() for p in model.parameters()):
         raise FreqlensError(

@@ -94,8 +94,9 @@ def test_transfer_function_ignores_bf16_autocast():
 
 
 def test_transfer_function_through_vit_tokens(device):
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=(16, 24), patch_size=8, depth=1, num_classes=3)
-    model = model.to(device)
+    model = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=(16, 24), patch_size=8, depth=1, num_classes=3
+    ).to(device)
     points = default_probe_points(model, (3, 16, 24))
     assert points[-1].prefix_tokens == 1
     measure = TransferFunction(points, (16, 24), max_freq=1)
