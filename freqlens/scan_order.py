@@ -43,7 +43,8 @@ def patch_tokens(features: torch.Tensor) -> torch.Tensor:
     return features.view(b, c, -1).transpose(1, 2)
 
 
-def knn_graph_adjacency(tokens: torch.Tensor, knn: int = 5, sigma_mode: SigmaMode = "batch", exact: bool = False) -> SpectralGraph:
+def knn_graph_adjacency(tokens: torch.Tensor, knn: int = 5, sigma_mode: SigmaMode = "batch",
+                        exact: bool = False) -> SpectralGraph:
     """Gaussian kNN adjacency of ``tokens`` (B, L, C), the op sequence of the official ``CrossScan.adjacency``.
 
     sigma is the mean of all pairwise distances, over the **whole batch** (official, ``sigma_mode="batch"``)
@@ -88,7 +89,8 @@ def symmetric_laplacian(adjacency: torch.Tensor) -> torch.Tensor:
     return eye - (d[:, :, None] * adjacency) * d[:, None, :]
 
 
-def spectral_coordinates(laplacian: torch.Tensor, top_k: int = 4, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def spectral_coordinates(laplacian: torch.Tensor, top_k: int = 4,
+                         deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues (B, L) and the per-node signed eigenvectors 1..top_k (B, L, top_k) of ``laplacian``.
 
     Official (``csms6s.py: topk_eigenvectors``): ``torch.linalg.eigh`` (ascending; the official re-sort of the
@@ -224,9 +226,11 @@ def validate_order(order: torch.Tensor, batch: int, num_tokens: int, top_k: int)
     if not isinstance(order, torch.Tensor) or order.dtype != torch.int64:
         raise ValueError(f"scan order must be an int64 tensor, got {getattr(order, 'dtype', type(order).__name__)}")
     if tuple(order.shape) != (batch, num_tokens, top_k):
-        raise ValueError(f"scan order must have shape {(batch, num_tokens, top_k)} for this input, got {tuple(order.shape)}")
+        raise ValueError(f"scan order must have shape {(batch, num_tokens, top_k)} for this input, "
+                         f"got {tuple(order.shape)}")
     if order.numel() and (int(order.min()) < 0 or int(order.max()) >= num_tokens):
-        raise ValueError(f"scan order values must lie in [0, {num_tokens}), got [{int(order.min())}, {int(order.max())}]")
+        raise ValueError(f"scan order values must lie in [0, {num_tokens}), "
+                         f"got [{int(order.min())}, {int(order.max())}]")
     return order
 
 
@@ -280,6 +284,16 @@ def knn_graph(adjacency: torch.Tensor, grid_hw: tuple[int, int] | None = None) -
     return graph
 
 
+def patch_graphs(features: torch.Tensor, knn: int = 5, sigma_mode: SigmaMode = "batch") -> list["networkx.Graph"]:
+    """The kNN patch graph of each image of the scan input ``features`` (B, C, H, W), as networkx graphs.
+
+    Built in float64 with the official rules (Gaussian weights, kNN incl. the patch itself, union
+    symmetrisation); nodes are flat token indices with their grid position ``pos=(row, col)``.
+    """
+    graph = knn_graph_adjacency(patch_tokens(features).detach().to("cpu", torch.float64), knn, sigma_mode, exact=True)
+    return [knn_graph(a, tuple(features.shape[-2:])) for a in graph.adjacency]
+
+
 def diagnose_features(features: torch.Tensor, top_k: int = 4, knn: int = 5, sigma_mode: SigmaMode = "batch",
                       gap_tol: float = 1e-3) -> list[ScanOrderDiagnostics]:
     """Diagnose the spectral order of each image from the scan input ``features`` (B, C, H, W).
@@ -314,11 +328,11 @@ def diagnose_features(features: torch.Tensor, top_k: int = 4, knn: int = 5, sigm
 
 
 @torch.no_grad()
-def diagnose_scan_order(model: nn.Module, images: torch.Tensor, gap_tol: float = 1e-3) -> list[ScanOrderDiagnostics]:
-    """Run a Spectral VMamba ``model`` on ``images`` and diagnose the stage-0 spectral order of each image.
+def capture_scan_input(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Run a Spectral VMamba ``model`` (eval mode, restored afterwards) and return its stage-0 scan input.
 
-    The scan input is captured at the model's ``CrossScan`` module and diagnosed with the model's own kNN
-    size, number of sequences and sigma mode. The model's train/eval flags are restored afterwards.
+    That is the (B, 2*256, H/16, W/16) tensor ``SiLU(in_proj(norm(RFN(images))))`` from which the spectral
+    order is computed, captured at the model's ``CrossScan`` module.
     """
     from freqlens.lens.lens import preserved_state
 
@@ -336,4 +350,11 @@ def diagnose_scan_order(model: nn.Module, images: torch.Tensor, gap_tol: float =
     if not captured:
         raise FreqlensError("the model computed no spectral order (an injected order is set)",
                             hint="call model.set_scan_order(None) first")
-    return diagnose_features(captured[0], top_k=scan.top_k, knn=scan.knn, sigma_mode=scan.sigma_mode, gap_tol=gap_tol)
+    return captured[0]
+
+
+def diagnose_scan_order(model: nn.Module, images: torch.Tensor, gap_tol: float = 1e-3) -> list[ScanOrderDiagnostics]:
+    """Diagnose the stage-0 spectral order of each image with the model's own kNN size, top_k and sigma mode."""
+    scan = model.spectral_scan
+    features = capture_scan_input(model, images)
+    return diagnose_features(features, top_k=scan.top_k, knn=scan.knn, sigma_mode=scan.sigma_mode, gap_tol=gap_tol)

@@ -52,7 +52,8 @@ appended to the features as an extra channel (so ``layers.i.downsample`` outputs
 2*dim + 1); the scan-order eigen-solve runs without autograd (its output only feeds integer indices).
 Opt-ins: ``scan_order_mode="deterministic"`` (float64 CPU eigen-solve with canonical eigenvectors and
 stable tie rules, per-sample sigma), ``sigma_mode="sample"``, ``true_width_orders=True``,
-``set_scan_order`` to inject a stage-0 order.
+``set_scan_order`` to inject a stage-0 order, ``op.capture_scan = True`` to keep a mixer's scan inputs and
+outputs (the official ``__DEBUG__`` capture, for implicit-attention maps; un-permute them with the order).
 """
 from __future__ import annotations
 
@@ -93,12 +94,12 @@ class Linear2d(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight[:, :, None, None], self.bias)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, *args):
         # official: also accepts conv-shaped (out, in, 1, 1) weights
         key = prefix + "weight"
         if key in state_dict and state_dict[key].dim() == 4:
             state_dict[key] = state_dict[key].view(self.weight.shape)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -180,8 +181,10 @@ class SS2D(nn.Module):
         # Parameter order = official state_dict order. Init "v0" (official mamba_init):
         bound = d_inner**-0.5  # default nn.Linear(d_inner, R + 2N) init, stacked over the K sequences
         self.x_proj_weight = nn.Parameter(torch.empty(k_group, dt_rank + 2 * d_state, d_inner).uniform_(-bound, bound))
-        self.dt_projs_weight = nn.Parameter(torch.empty(k_group, d_inner, dt_rank).uniform_(-(dt_rank**-0.5), dt_rank**-0.5))
-        dt = torch.exp(torch.rand(k_group, d_inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+        dt_std = dt_rank**-0.5
+        self.dt_projs_weight = nn.Parameter(torch.empty(k_group, d_inner, dt_rank).uniform_(-dt_std, dt_std))
+        log_dt = torch.rand(k_group, d_inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)
+        dt = torch.exp(log_dt).clamp(min=1e-4)
         self.dt_projs_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(k_group * d_inner, 1)
         self.A_logs = nn.Parameter(torch.log(a))
@@ -194,6 +197,8 @@ class SS2D(nn.Module):
         self.scan_positions = nn.Identity()  # tap: (B, top_k, H, W) step of each token in each sequence
         self.scan_out = nn.Identity()  # tap: (B, d_inner, H, W) merged scan output before out_norm
         self.out_proj = Linear2d(d_inner, dim, bias=False)
+        self.capture_scan = False  # set True to keep the last scan's inputs/outputs in ``scan_data``
+        self.scan_data: dict[str, object] | None = None
 
     def _order(self, u: torch.Tensor, state: _ScanState) -> torch.Tensor:
         b, _, h, w = u.shape
@@ -223,15 +228,20 @@ class SS2D(nn.Module):
         xs = torch.cat([seq, seq.flip(2)], dim=1).transpose(2, 3).contiguous().view(b, -1, length)  # (B, K*D, L)
         # Official no_einsum path: grouped 1x1 conv1d projections.
         x_dbl = F.conv1d(xs, self.x_proj_weight.view(-1, d, 1), groups=k_group)
-        dts, bs, cs = torch.split(x_dbl.view(b, k_group, -1, length), [self.dt_rank, self.d_state, self.d_state], dim=2)
-        dts = F.conv1d(dts.contiguous().view(b, -1, length), self.dt_projs_weight.view(k_group * d, -1, 1), groups=k_group)
+        split = [self.dt_rank, self.d_state, self.d_state]
+        dts, bs, cs = torch.split(x_dbl.view(b, k_group, -1, length), split, dim=2)
+        dt_weight = self.dt_projs_weight.view(k_group * d, -1, 1)
+        dts = F.conv1d(dts.contiguous().view(b, -1, length), dt_weight, groups=k_group)
         # The official CUDA kernel (SelectiveScanOflex) computes in float32 and returns float32 whatever the
         # input dtype; the shared op does the same (float64 when the model is float64).
         scan_dtype = torch.float64 if xs.dtype == torch.float64 else torch.float32
-        ys = selective_scan(
-            xs, dts, -torch.exp(self.A_logs.to(scan_dtype)), bs.contiguous(), cs.contiguous(), self.Ds.to(scan_dtype),
-            self.dt_projs_bias.reshape(-1).to(scan_dtype), delta_softplus=True,
-        ).view(b, k_group, d, length)
+        a_mat, d_skip = -torch.exp(self.A_logs.to(scan_dtype)), self.Ds.to(scan_dtype)
+        delta_bias = self.dt_projs_bias.reshape(-1).to(scan_dtype)
+        bs, cs = bs.contiguous(), cs.contiguous()
+        ys = selective_scan(xs, dts, a_mat, bs, cs, d_skip, delta_bias, delta_softplus=True).view(b, k_group, d, length)
+        if self.capture_scan:  # official ``__DEBUG__`` / ``__data__``: inputs of the scan, in scan order
+            self.scan_data = dict(As=a_mat, Bs=bs, Cs=cs, Ds=d_skip, us=xs, dts=dts, delta_bias=delta_bias, ys=ys,
+                                  order=order, H=h, W=w)
         # Official CrossMerge: token t of sequence k reads step argsort(order)[t] (stable here), reversed
         # sequences are flipped back first, and the 4 directions are summed one after another.
         pos = merge_positions(order)[:, :, None, :].expand(b, self.top_k, d, length)
@@ -352,7 +362,7 @@ class SpectralVMamba(nn.Module):
         if len(dims) != len(depths):
             raise ValueError(f"dims {dims} and depths {tuple(depths)} must have the same length")
         if dims[0] != _RFN_CHANNELS:
-            raise ValueError(f"dims[0] must be {_RFN_CHANNELS} (the ResNet-18 layer3 width of the RFN front end), got {dims[0]}")
+            raise ValueError(f"dims[0] must be {_RFN_CHANNELS} (the RFN's ResNet-18 layer3 width), got {dims[0]}")
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
@@ -392,7 +402,8 @@ class SpectralVMamba(nn.Module):
             downsample = _downsample(dim, dims[i + 1]) if i < len(depths) - 1 else nn.Identity()
             self.layers.append(nn.Sequential(OrderedDict(blocks=blocks, downsample=downsample)))
             self.feature_info.append(dict(num_chs=dim, reduction=reduction, module=f"layers.{i}.blocks"))
-            self.probe_points.append(ProbePoint(f"layers.{i}.blocks.0.op.scan_positions", "NCHW", reduction, kind="scan"))
+            self.probe_points.append(ProbePoint(f"layers.{i}.blocks.0.op.scan_positions", reduction=reduction,
+                                                kind="scan"))
             for d in range(depth):
                 name = f"layers.{i}.blocks.{d}"
                 self.probe_points += [
@@ -401,8 +412,8 @@ class SpectralVMamba(nn.Module):
                     ProbePoint(name, "NCHW", reduction, kind="block"),
                 ]
             self.probe_points.append(ProbePoint(f"layers.{i}.blocks", "NCHW", reduction, kind="stage"))
-        self.probe_points.append(ProbePoint("classifier.norm", "NCHW", _RFN_STRIDE * 2 ** (len(depths) - 1), kind="pre_pool"))
-        self.gradcam_target = ProbePoint(f"layers.{len(depths) - 1}.blocks", "NCHW", _RFN_STRIDE * 2 ** (len(depths) - 1), kind="stage")
+        self.probe_points.append(ProbePoint("classifier.norm", reduction=reduction, kind="pre_pool"))
+        self.gradcam_target = ProbePoint(f"layers.{len(depths) - 1}.blocks", reduction=reduction, kind="stage")
 
         self.classifier = nn.Sequential(OrderedDict(
             norm=LayerNorm2d(self.num_features),
@@ -443,11 +454,12 @@ class SpectralVMamba(nn.Module):
 
         Later stages derive their orders from it with the official rules.
         """
+        top_k = self.spectral_scan.top_k
         if stage0 is not None:
-            if not isinstance(stage0, torch.Tensor) or stage0.dim() != 3 or stage0.shape[-1] != self.spectral_scan.top_k:
-                raise ValueError(f"stage0 order must be a (B, L, {self.spectral_scan.top_k}) tensor, "
-                                 f"got {tuple(getattr(stage0, 'shape', ())) or type(stage0).__name__}")
-            validate_order(stage0, stage0.shape[0], stage0.shape[1], self.spectral_scan.top_k)
+            if not isinstance(stage0, torch.Tensor) or stage0.dim() != 3:
+                got = tuple(stage0.shape) if isinstance(stage0, torch.Tensor) else type(stage0).__name__
+                raise ValueError(f"stage0 order must be a (B, L, {top_k}) tensor, got {got}")
+            validate_order(stage0, stage0.shape[0], stage0.shape[1], top_k)
         self._scan_order_override = stage0
 
     def train(self, mode: bool = True) -> "SpectralVMamba":
