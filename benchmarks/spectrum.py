@@ -19,11 +19,7 @@ import freqlens  # noqa: F401  (registers the zoo)
 from freqlens.api import probe_points
 from freqlens.lens import Lens
 from freqlens.measures.spectral_energy import SpectralEnergy
-from freqlens.measures import spectral_energy
 from freqlens.runner import DTYPES, SideStream, precision
-
-
-_EAGER_SUMS = spectral_energy.spectrum_sums
 
 
 def _timed(fn, iters: int, device: torch.device) -> tuple[float, int]:
@@ -73,7 +69,6 @@ def bench(name: str, batch: int, dtype: torch.dtype, iters: int, device: torch.d
         "ms_plain": round(1e3 * t_plain, 2), "ms_spectrum": round(1e3 * t_spec, 2), "time_ratio": round(t_spec / t_plain, 3),
         "peak_mib_plain": round(m_plain / 2**20, 1), "peak_mib_spectrum": round(m_spec / 2**20, 1),
         "memory_ratio": round(m_spec / m_plain, 3) if m_plain else None, "side_stream": side_stream,
-        "compiled_reduction": spectral_energy.spectrum_sums is not _EAGER_SUMS,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
 
@@ -86,11 +81,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--same-stream", action="store_true", help="Run the measure on the forward's own stream.")
-    parser.add_argument("--compile-reduction", action="store_true", help="torch.compile the spectrum reduction.")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
-    if args.compile_reduction:
-        spectral_energy.spectrum_sums = torch.compile(_EAGER_SUMS, dynamic=False)
     for name in args.models:
         result = bench(name, args.batch_size, DTYPES[args.dtype], args.iters, torch.device(args.device), not args.same_stream)
         print(json.dumps(result), flush=True)

@@ -11,3 +11,4 @@ __version__ = "0.1.0"
 __all__ = ["FreqlensError", "Lens", "ProbePoint", "UsageError", "__version__"]
 
 import freqlens.models  # noqa: E402,F401  (registers the zoo with timm)
+import freqlens.probes  # noqa: E402,F401  (registers the probe-suite models with timm)

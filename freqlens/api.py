@@ -101,13 +101,13 @@ def spectrum(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
         raise FreqlensError(f"--weights {weights!r}: weights must be auto, model or ema", exit_code=2)
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     measure = SpectralEnergy.from_preset(preset) if preset in SpectralEnergy.presets else _unknown_preset(preset)
+    torch.manual_seed(seed)  # random-weight runs are reproducible too
     loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
     image_set = images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
     data_config = loaded.data_config()
     points = choose_probe_points(loaded.model, probes, tuple(data_config["input_size"]))
     transform = timm.data.create_transform(**data_config, is_training=False)
     loader = make_loader(image_set, transform, batch_size, num_workers)
-    torch.manual_seed(seed)
     stream(loaded.model, points, loader, lambda point, feats: measure.update({point.name: feats}),
            device=torch_device, dtype=torch_dtype, progress=progress)
     measure.sync()

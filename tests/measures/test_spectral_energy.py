@@ -206,3 +206,20 @@ def test_reproduces_the_reference_recipe_on_a_timm_deit():
         assert torch.allclose(ours.relative_log_amplitude, ref.double(), atol=1e-6, rtol=0)
         assert ours.delta_log_amplitude == pytest.approx(float(ref[-1]), abs=1e-6)
         assert ours.diag_freq[-1] == pytest.approx(6 / 7)  # 6·2π/14 = 0.857π, not π
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_and_bf16_autocast_runs():
+    from freqlens import api
+
+    images = api.sample_images_dir()
+    cpu = api.spectrum("deit_tiny_patch16_224", images, device="cpu", progress=False)
+    gpu = api.spectrum("deit_tiny_patch16_224", images, device="cuda", progress=False)
+    bf16 = api.spectrum("deit_tiny_patch16_224", images, device="cuda", dtype="bfloat16", progress=False)
+    for a, b, c in zip(cpu.result.points, gpu.result.points, bf16.result.points, strict=True):
+        fp32_err = float((a.relative_log_amplitude - b.relative_log_amplitude).abs().max())
+        bf16_err = float((a.relative_log_amplitude - c.relative_log_amplitude).abs().max())
+        assert fp32_err < 1e-3, f"{a.name}: CUDA float32 differs from CPU by {fp32_err:.2e}"
+        assert bf16_err < 0.1, f"{a.name}: bf16 autocast differs from float32 by {bf16_err:.2e}"
+    assert bf16.provenance["environment"]["dtype"] == "bfloat16"

@@ -1,0 +1,108 @@
+"""Where the spectrum measure's time goes: its per-feature-map reduction alone, several ways, on one GPU.
+
+    python benchmarks/spectrum_kernels.py
+
+Each variant turns a (B, C, H, W) bf16 feature tensor into the batch-and-channel sums of log|F| and |F|²
+over the rfft half plane. Prints one JSON line per (shape, variant): milliseconds and the largest
+difference from the float64 reference.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import torch
+
+EPS = 1e-6
+SHAPES = {  # (B, C, H, W) and whether the features arrive as an NHWC/NLC view
+    "deit_s block (NLC view)": ((128, 384, 14, 14), True),
+    "resnet50 stem": ((128, 64, 112, 112), False),
+    "resnet50 layer1": ((128, 256, 56, 56), False),
+    "resnet50 layer3": ((128, 1024, 14, 14), False),
+    "convnext_t stage0": ((128, 96, 56, 56), False),
+}
+
+
+def reference(x):
+    f = torch.fft.rfft2(x.double())
+    return torch.log(f.abs() + EPS).sum((0, 1)), f.abs().square().sum((0, 1))
+
+
+def fft_f64sum(x):
+    f = torch.view_as_real(torch.fft.rfft2(x.float())).square().sum(-1)
+    return torch.log(f.sqrt() + EPS).sum((0, 1), dtype=torch.float64), f.sum((0, 1), dtype=torch.float64)
+
+
+def fft_f32sum(x):
+    f = torch.view_as_real(torch.fft.rfft2(x.float())).square().sum(-1)
+    return torch.log(f.sqrt() + EPS).sum((0, 1)).double(), f.sum((0, 1)).double()
+
+
+def fft_contiguous(x):
+    return fft_f32sum(x.float().contiguous())
+
+
+def _dft_mats(n: int, half: bool, device):
+    k = torch.arange(n // 2 + 1 if half else n, device=device, dtype=torch.float64)
+    j = torch.arange(n, device=device, dtype=torch.float64)
+    ang = 2 * math.pi * j[:, None] * k[None, :] / n
+    return torch.cos(ang).float(), -torch.sin(ang).float()
+
+
+def matmul_dft(x):
+    """rfft2 as two real matmul stages in float32 (TF32 off)."""
+    b, c, h, w = x.shape
+    cw, sw = _dft_mats(w, True, x.device)
+    ch, sh = _dft_mats(h, False, x.device)
+    xf = x.float().reshape(b * c, h, w)
+    zr, zi = xf @ cw, xf @ sw  # (N, H, W')
+    fr = ch.T @ zr - sh.T @ zi
+    fi = ch.T @ zi + sh.T @ zr
+    p = fr.square() + fi.square()
+    return torch.log(p.sqrt() + EPS).sum(0).double(), p.sum(0).double()
+
+
+def _post(f):
+    p = torch.view_as_real(f).square().sum(-1)
+    return torch.log(p.sqrt() + EPS).sum((0, 1)), p.sum((0, 1))
+
+
+_post_compiled = torch.compile(_post, dynamic=False)
+
+
+def fft_compiled_post(x):
+    log, power = _post_compiled(torch.fft.rfft2(x.float()))
+    return log.double(), power.double()
+
+
+VARIANTS = {"fft_f64sum": fft_f64sum, "fft_f32sum": fft_f32sum, "fft_contiguous": fft_contiguous,
+            "matmul_dft": matmul_dft, "fft_compiled_post": fft_compiled_post}
+
+
+def main() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    device = torch.device("cuda")
+    for label, (shape, nhwc) in SHAPES.items():
+        b, c, h, w = shape
+        x = torch.randn(b, h, w, c, device=device, dtype=torch.bfloat16).permute(0, 3, 1, 2) if nhwc else \
+            torch.randn(shape, device=device, dtype=torch.bfloat16)
+        ref_log, ref_pow = reference(x)
+        for name, fn in VARIANTS.items():
+            for _ in range(2):
+                fn(x)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(10):
+                log, power = fn(x)
+            torch.cuda.synchronize()
+            ms = (time.perf_counter() - start) / 10 * 1e3
+            err_log = float((log - ref_log).abs().max() / (b * c))
+            err_pow = float(((power - ref_pow).abs() / ref_pow.abs().clamp_min(1e-30)).max())
+            print(json.dumps({"shape": label, "variant": name, "ms": round(ms, 3),
+                              "elements_per_ns": round(x.numel() / ms / 1e6, 2),
+                              "max_err_mean_logamp": err_log, "max_rel_err_power": err_pow}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
