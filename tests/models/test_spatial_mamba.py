@@ -1,6 +1,9 @@
 """Spatial-Mamba: golden outputs of the official code, fusion semantics, gradients, timm conformance."""
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 import timm
 import torch
@@ -216,13 +219,24 @@ def test_backward_at_default_size():
     assert all(p.grad is not None for p in model.parameters())
 
 
-def test_official_checkpoint_layouts_load(tmp_path):
+def _fake_yacs_config(monkeypatch) -> dict:
+    """A dict subclass pickled as ``yacs.config.CfgNode``, like the official `config` entry (yacs absent here)."""
+    module = types.ModuleType("yacs.config")
+    cfg_node = type("CfgNode", (dict,), {"__module__": "yacs.config"})
+    module.CfgNode = cfg_node
+    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
+    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    return cfg_node(MODEL=cfg_node(TYPE="spatialmamba", NAME="spatialmamba_tiny"))
+
+
+def test_official_checkpoint_layouts_load(tmp_path, monkeypatch):
     source = _tiny()
     ema = _tiny()
     with torch.no_grad():
         for p in ema.parameters():
             p.add_(1.0)
-    ckpt = {"model": source.state_dict(), "model_ema": ema.state_dict(), "epoch": 299, "max_accuracy": 83.5}
+    ckpt = {"model": source.state_dict(), "model_ema": ema.state_dict(), "epoch": 299, "max_accuracy": 83.5,
+            "config": _fake_yacs_config(monkeypatch)}
     # Our filter: `model` by default, `model_ema` on request, DDP and mmseg prefixes.
     target = _tiny()
     for sd, ref in ((checkpoint_filter_fn(ckpt, target), source), (checkpoint_filter_fn(ckpt, target, use_ema=True), ema)):
@@ -238,6 +252,7 @@ def test_official_checkpoint_layouts_load(tmp_path):
     # Through timm: the file loader picks `model_ema` when present (timm's own rule), then our filter.
     path = tmp_path / "ckpt.pth"
     torch.save(ckpt, path)
+    monkeypatch.delitem(sys.modules, "yacs.config")  # loading must not need yacs
     loaded = timm.create_model("spatialmamba_t", pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=10), **TINY)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ema.state_dict().values()))
     torch.save({"model": source.state_dict()}, path)
