@@ -118,9 +118,22 @@ class BatchMixer(nn.Module):
         return y + 0.5 * y.mean(0, keepdim=True)
 
 
-def test_batch_coupling_is_detected_and_measured_per_sample(device):
+class DetachedBatchScale(nn.Module):
+    """Scales by a detached batch statistic: no gradient crosses images, yet the forward is coupled
+    (as Spectral VMamba's scan order, a non-differentiable function of the whole batch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * x.detach().square().mean()
+
+
+@pytest.mark.parametrize("model_cls", [BatchMixer, DetachedBatchScale])
+def test_batch_coupling_is_detected_and_measured_per_sample(device, model_cls):
     torch.manual_seed(2)
-    model, images = BatchMixer().double().to(device), torch.randn(3, 3, 9, 9, dtype=torch.float64, device=device)
+    model, images = model_cls().double().to(device), torch.randn(3, 3, 9, 9, dtype=torch.float64, device=device)
     point = [ProbePoint("")]
     batched = EffectiveReceptiveField(points=point, input_size=None)
     batched.update(model, images)
