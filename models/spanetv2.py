@@ -231,26 +231,36 @@ class ExSPAM(nn.Module):
 
     def _masks(self, h: int, w: int) -> torch.Tensor:
         """Interleaved masks (C, H, W // 2 + 1): channel ``g * num_heads + k`` is head k, channel g."""
-        logits = torch.stack([getattr(self, f"filter_{k + 1}") for k in range(self.num_heads)], dim=1).flatten(0, 1)
         size = (h, w // 2 + 1)
-        if size != self.filter_size:
-            logits = F.interpolate(logits[None], size=size, mode="bicubic", align_corners=True)[0]
-        return torch.sigmoid(logits)
+        masks = []
+        # Per head, as the official loop: CPU kernels round the last elements of a tensor differently from the
+        # vectorised bulk, so resizing or applying sigmoid to all heads at once could move masks by an ulp.
+        for k in range(self.num_heads):
+            logits = getattr(self, f"filter_{k + 1}")
+            masks.append(torch.sigmoid(logits if size == self.filter_size else _resize_logits(logits, size)))
+        return torch.stack(masks, dim=1).flatten(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, h, w, _ = x.shape
         q = self.query(x)
         ctx = self.ctx(x).permute(0, 3, 1, 2)  # (B, C, H, W), head k = channels [kG, (k+1)G)
         heads = ctx.split(self.head_dim, dim=1)
-        z = [getattr(self, f"local_conv_{k + 1}")(heads[k]) for k in range(self.num_heads)]
-        # Official quirk 2: heads are written to a (B, G, heads, H, W) buffer and viewed as (B, C, H, W).
-        z = torch.stack(z, dim=2).flatten(1, 2)
+        z = [getattr(self, f"local_conv_{k + 1}")(heads[k]).permute(0, 2, 3, 1) for k in range(self.num_heads)]
+        # Official quirk 2: heads are interleaved, channel g * heads + k = head k, channel g. Stacked in NHWC
+        # memory order: CPU float32 FFTs of a batch of one round differently for NCHW and channels-last
+        # strides, and the official per-head FFT input is channels-last (conv output of a permuted NHWC view).
+        z = torch.stack(z, dim=-1).flatten(-2).permute(0, 3, 1, 2)  # (B, C, H, W), channels-last strides
         if self.fft_dtype is not None:
             z = z.to(self.fft_dtype)
         spec = torch.fft.rfft2(z, dim=(-2, -1), norm="ortho") * self._masks(h, w)
         s = torch.fft.irfft2(spec, s=(h, w), dim=(-2, -1), norm="ortho").to(x.dtype)
         s = self.proj(s).permute(0, 2, 3, 1)  # (B, H, W, C)
         return self.proj_out(q * s)
+
+
+def _resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (G, h, w) mask logits to (G, *size): bicubic, ``align_corners=True`` (official ``resize_weight``)."""
+    return F.interpolate(logits[None], size=size, mode="bicubic", align_corners=True)[0]
 
 
 class Attention(nn.Module):
@@ -380,7 +390,8 @@ class SPANetV2(nn.Module):
             [Downsampling(in_chans, dims[0], stem=True)]
             + [Downsampling(dims[i - 1], dims[i], stem=False) for i in range(1, 4)]
         )
-        dp_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        num_blocks = sum(depths)
+        dp_rates = [drop_path_rate * j / max(num_blocks - 1, 1) for j in range(num_blocks)]  # linear, as official
         self.stages = nn.ModuleList()
         self.feature_info = []
         for i, (depth, dim, mixer) in enumerate(zip(depths, dims, token_mixers)):
@@ -577,7 +588,7 @@ def _resize_filters(state_dict: dict, model: nn.Module) -> dict:
     for k, v in state_dict.items():
         ref = target.get(k)
         if ".token_mixer.filter_" in k and ref is not None and v.shape != ref.shape:
-            v = F.interpolate(v[None].float(), size=ref.shape[-2:], mode="bicubic", align_corners=True)[0].to(v.dtype)
+            v = _resize_logits(v.float(), tuple(ref.shape[-2:])).to(v.dtype)
         out[k] = v
     return out
 
