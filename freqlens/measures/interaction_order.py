@@ -217,7 +217,8 @@ class InteractionOrder(Measure):
     name = "interactions"
     presets = {
         "deng2022": {"preset": "deng2022", "grid": 16, "pairs": 200, "contexts": 100, "stride": 2},
-        # MogaNet (appendix): 14x14 patches of a 224 image, 50 pairs x 50 contexts; rest as Deng et al.
+        # measures.md §3: G = 14 (16 px patches at 224), 50 pairs x 50 contexts; MogaNet publishes no code,
+        # so neighbourhood, reward and orders stay those of Deng et al.
         "moganet2024": {"preset": "moganet2024", "grid": 14, "pairs": 50, "contexts": 50, "stride": 2},
     }
 
