@@ -28,13 +28,13 @@ name                architecture                          params          GMACs 
                                                           norm+head(1k)
 ==================  ====================================  ==============  ==================  ==========================
 ``fdam_deit_t``     DeiT-T widths (192, 3 heads), 224     5,749,584 /     1.256 @224          none
-                                                          5,943,352
+                                                          5,942,968
 ``fdam_deit_s``     DeiT-S widths (384, 6 heads), 224     22,254,168 /    4.598 @224          ADE20K UperNet mIoU 44.3
-                                                          22,640,536                          (README; config unreleased)
+                                                          22,639,936                          (README; config unreleased)
 ``fdam_deit_b``     DeiT-B widths (768, 12 heads), 224    87,528,552 /    17.542 @224         none
-                                                          88,299,112
+                                                          88,299,088
 ``fdam_deit3_b``    as ``fdam_deit_b`` with the 32x32     88,164,456 /    107.3 @512          ADE20K UperNet mIoU 52.6
-                    position grid of ``img_size=512``     88,935,016                          single-scale (released)
+                    position grid of ``img_size=512``     88,934,992                          single-scale (released)
 ==================  ====================================  ==============  ==================  ==========================
 
 Checkpoints: one official file, DeiT-III-B + FDAM + UperNet on ADE20K (README link to Baidu Netdisk,
