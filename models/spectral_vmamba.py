@@ -212,7 +212,7 @@ class SS2D(nn.Module):
             else:
                 order = derive_scan_order(state.orders[stage - 1], state.grids[stage - 1], (h, w), state.true_width)
             state.orders[stage], state.grids[stage] = order, (h, w)
-            self.scan_positions(merge_positions(order).to(u.dtype).reshape(b, self.top_k, h, w))
+            self.scan_positions(merge_positions(order).float().reshape(b, self.top_k, h, w))
         return state.orders[stage]
 
     def forward(self, x: torch.Tensor, state: _ScanState) -> torch.Tensor:
@@ -222,7 +222,7 @@ class SS2D(nn.Module):
         k_group = 2 * self.top_k
         order = self._order(u, state)  # (B, L, top_k)
         # Sequences k < top_k visit the tokens in order[..., k]; sequence k + top_k is the reverse.
-        tokens = u.view(b, d, length).transpose(1, 2)  # (B, L, D), official layout (channels-last memory)
+        tokens = u.reshape(b, d, length).transpose(1, 2)  # (B, L, D), official layout (channels-last memory)
         seq = torch.gather(tokens[:, None].expand(b, self.top_k, length, d), 2,
                            order.transpose(1, 2)[..., None].expand(b, self.top_k, length, d))
         xs = torch.cat([seq, seq.flip(2)], dim=1).transpose(2, 3).contiguous().view(b, -1, length)  # (B, K*D, L)
