@@ -30,7 +30,7 @@ name                architecture                          params          GMACs 
 ``fdam_deit_t``     DeiT-T widths (192, 3 heads), 224     5,749,584 /     1.256 @224          none
                                                           5,942,968
 ``fdam_deit_s``     DeiT-S widths (384, 6 heads), 224     22,254,168 /    4.598 @224          ADE20K UperNet mIoU 44.3
-                                                          22,639,936                          (README; config unreleased)
+                                                          22,639,936                          (README, no config)
 ``fdam_deit_b``     DeiT-B widths (768, 12 heads), 224    87,528,552 /    17.542 @224         none
                                                           88,299,088
 ``fdam_deit3_b``    as ``fdam_deit_b`` with the 32x32     88,164,456 /    107.3 @512          ADE20K UperNet mIoU 52.6
@@ -79,6 +79,9 @@ raise a ``ValueError``. (e) Identity taps (``attn.lp``, ``attn.hp``, ``attn.gate
 ``attn.gate_hf``, ``attn.attinv``, ``freq_scale_k.kernel``) expose intermediate values to hooks
 without adding state. (f) Loading DeiT v1 weights (no LayerScale) sets gamma_1/gamma_2 to 1 so the
 blocks compute what DeiT computed; the official loader would leave them at 1e-4.
+
+Dtypes: float32, float64 and bf16 autocast. A model cast wholly to bf16 fails at the next LayerNorm, as
+the official one does: the float32 FFT island promotes the residual stream to float32.
 """
 from __future__ import annotations
 
@@ -295,7 +298,7 @@ class FdamViT(nn.Module):
 
     def __init__(
         self,
-        img_size: int = 224,
+        img_size: Union[int, Tuple[int, int]] = 224,
         patch_size: int = 16,
         in_chans: int = 3,
         num_classes: int = 1000,
@@ -552,7 +555,9 @@ def _complete(
         del state_dict[k]
     unexpected = [k for k in state_dict if k not in target]
     if unexpected:  # checked here: timm loads non-strictly whenever num_classes differs from the cfg
-        raise ValueError(f"FDAM: {source} checkpoint has {len(unexpected)} entries the model lacks, e.g. {unexpected[:5]}")
+        raise ValueError(
+            f"FDAM: {source} checkpoint has {len(unexpected)} entries the model lacks, e.g. {unexpected[:5]}"
+        )
     missing = [k for k in target if k not in state_dict]
     absent = [k for k in missing if not may_stay_at_init(k)]
     if absent:

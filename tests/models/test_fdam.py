@@ -193,7 +193,9 @@ def test_position_grid_is_resampled_the_official_way():
     torch.testing.assert_close(out["pos_embed"], expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("timm_name, layer_scale", [("deit_tiny_patch16_224", False), ("deit3_small_patch16_224", True)])
+@pytest.mark.parametrize(
+    "timm_name, layer_scale", [("deit_tiny_patch16_224", False), ("deit3_small_patch16_224", True)]
+)
 def test_deit_weights_initialise_everything_but_fdam(timm_name, layer_scale):
     deit = timm.create_model(timm_name, embed_dim=32, num_heads=2)
     det_fill_(deit, 0)
@@ -213,12 +215,14 @@ def test_deit_weights_initialise_everything_but_fdam(timm_name, layer_scale):
 
 def test_zero_init_zeroes_only_the_fdam_scales():
     zero, official = (timm.create_model("fdam_deit_t", zero_init_fdam=z, **TINY) for z in (True, False))
-    scales = [n for n, _ in zero.named_parameters() if n.endswith(("attn.lf_gamma", "attn.hf_gamma", "complex_weights"))]
+    scales = [n for n, _ in zero.named_parameters()
+              if n.endswith(("attn.lf_gamma", "attn.hf_gamma", "complex_weights"))]
     assert len(scales) == 12 * 4
     params = dict(zero.named_parameters())
     assert all(bool((params[n] == 0).all()) for n in scales)
     # The gates and routing MLPs keep their init, so the scales still receive gradients.
-    assert (zero.blocks[0].attn.dy_freq.weight != 0).any() and (zero.blocks[0].freq_scale_1.reweight.fc1.weight != 0).any()
+    assert (zero.blocks[0].attn.dy_freq.weight != 0).any()
+    assert (zero.blocks[0].freq_scale_1.reweight.fc1.weight != 0).any()
     assert float(official.blocks[0].attn.lf_gamma.detach()[0]) == pytest.approx(1e-5)
     assert 0 < float(official.blocks[0].freq_scale_1.complex_weights.detach().std()) < 2e-5
 
@@ -347,6 +351,19 @@ def test_torch_compile():
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_explicit_attention_matches_fused():
+    """The official explicit softmax path (kept for attention-map hooks) computes what SDPA computes."""
+    model = _tiny().double()
+    x = det_input((1, 3, 64, 48), 9, torch.float64)
+    outputs = []
+    for fused in (True, False):
+        for blk in model.blocks:
+            blk.attn.fused_attn = fused
+        with torch.no_grad():
+            outputs.append(model(x))
+    assert _rel(outputs[1], outputs[0]) < 1e-13
 
 
 def test_dtypes_and_autocast(device):
