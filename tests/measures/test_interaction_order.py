@@ -105,6 +105,10 @@ def test_pair_and_context_sampling():
     for (i, j), per_pair in zip(pairs[:5], contexts):
         for context in per_pair:
             assert len(set(context.tolist())) == 101 and i not in context and j not in context
+    # draws of the official gen_pairs_pixel.py (seed_torch(7000); then np.random.seed(11) for the contexts),
+    # run once against Nebularaid2000/bottleneck@4b8354f: sampling is reproduced draw for draw
+    assert sample_pairs(16, 5, stride=2, seed=7000).tolist() == [[29, 27], [249, 216], [31, 29], [117, 135], [59, 43]]
+    assert sample_contexts(np.array([[29, 27]]), 256, 3, 2, seed=11).tolist() == [[[101, 124, 26], [1, 202, 249]]]
     with pytest.raises(ValueError, match="distinct pairs"):
         sample_pairs(2, 7, stride=1, seed=0)  # a 2x2 board has only 6 pairs
 
