@@ -116,6 +116,21 @@ def test_true_width_fix_gives_permutations():
     assert torch.equal(official, torch.tensor(load_golden("spectral_vmamba_t")["aux"]["scan_orders"]["stage2"]))
 
 
+def test_derived_orders_at_other_sizes():
+    """256x192 (16x12 -> 8x6 -> 4x3 -> 2x2): stage 3 is the broken one; 80x80 fails as the official code does."""
+    order = torch.randperm(192, generator=torch.Generator().manual_seed(0))[None, :, None].repeat(1, 1, 4)
+    grids = [(16, 12), (8, 6), (4, 3), (2, 2)]
+    for prev, new in zip(grids, grids[1:]):
+        order = derive_scan_order(order, prev, new)
+        is_perm = sorted(order[0, :, 0].tolist()) == list(range(new[0] * new[1]))
+        assert is_perm == (new != (2, 2)), new
+    order = torch.arange(25)[None, :, None].repeat(1, 1, 4)
+    with pytest.raises(FreqlensError, match="cannot derive"):
+        derive_scan_order(derive_scan_order(order, (5, 5), (3, 3)), (3, 3), (2, 2))
+    fixed = derive_scan_order(derive_scan_order(order, (5, 5), (3, 3), True), (3, 3), (2, 2), True)
+    assert sorted(fixed[0, :, 0].tolist()) == [0, 1, 2, 3]
+
+
 def _stored_scan_input(golden: dict) -> torch.Tensor:
     spec = golden["aux"]["stage0_crossscan_input"]
     data = np.frombuffer(base64.b64decode(spec["data"]), dtype="<f4").copy()
