@@ -99,6 +99,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models.metaformer import StarReLU
 
+from freqlens.io import standins  # noqa: F401  (allowlists the numpy scalars of mmcv checkpoints' meta)
 from freqlens.lens.probes import ProbePoint
 
 __all__ = ["FdamViT"]

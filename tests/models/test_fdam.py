@@ -5,6 +5,7 @@ import copy
 import functools
 import logging
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -138,7 +139,8 @@ def _mmseg_checkpoint(backbone: dict) -> dict:
         "auxiliary_head.conv_seg.weight": torch.zeros(150, 256, 1, 1),
     })
     meta = dict(mmcv_version="1.5.3", mmseg_version="0.25.0", CLASSES=("wall", "building"), iter=160000,
-                config="model = dict(backbone=dict(type='vit_models_freq'))")
+                PALETTE=[[120, 120, 120], [180, 120, 120]], config="model = dict(backbone=dict(...))",
+                hook_msgs=dict(best_score=np.float64(0.526), best_ckpt="best_mIoU_iter_144000.pth"))
     return dict(meta=meta, state_dict=state, optimizer=dict(state={}, param_groups=[]))
 
 
