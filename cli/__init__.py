@@ -1,5 +1,5 @@
 """The `freqlens` command line (imported as ``freqlens.cli``): one typer app, one module per command group."""
-from freqlens.cli import erf, interactions, models, rank, rotation, spectrum  # noqa: F401  (registers the commands)
+from freqlens.cli import erf, gradcam, interactions, models, rank, report, response, rotation, spectrum  # noqa: F401  (registers the commands)
 from freqlens.cli.app import app
 
 

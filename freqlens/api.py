@@ -25,6 +25,7 @@ from freqlens.lens import ProbePoint, default_probe_points, probe_points_for, se
 from freqlens.loading import LoadedModel, load_model
 from freqlens.measures.base import Measure
 from freqlens.measures.erf import EffectiveReceptiveField
+from freqlens.measures.freq_response import BandLimitedAccuracy, FourierSensitivity, TransferFunction
 from freqlens.measures.interaction_order import InteractionOrder
 from freqlens.measures.rank_collapse import RankCollapse
 from freqlens.measures.rotation_consistency import RotationConsistency
@@ -32,8 +33,8 @@ from freqlens.measures.spectral_energy import SpectralEnergy, SpectrumResult
 from freqlens.provenance import provenance
 from freqlens.runner import feed, make_loader, rank_and_world, resolve_device, resolve_dtype, stream
 
-__all__ = ["MeasureReport", "SpectrumReport", "choose_probe_points", "erf", "interactions", "load_model", "probe_points",
-           "rank", "rotation", "spectrum"]
+__all__ = ["MeasureReport", "Report", "SpectrumReport", "choose_probe_points", "compare", "erf", "gradcam", "interactions",
+           "load_model", "probe_points", "rank", "report", "response", "rotation", "spectrum"]
 
 
 def probe_points(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> list[ProbePoint]:
@@ -157,7 +158,7 @@ class MeasureReport:
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write results.json, CSVs, arrays and figures into ``out`` atomically."""
-        from freqlens.reports import erf, interaction_order, rank_collapse, rotation_consistency
+        from freqlens.reports import erf, freq_response, gradcam_outputs, interaction_order, rank_collapse, rotation_consistency
 
         title = self.provenance["model"]["name"]
         kinds = {p.name: p.kind for p in self.points}
@@ -167,6 +168,8 @@ class MeasureReport:
             "rank": lambda d: {"points": rank_collapse.write_rank_outputs(
                 d, self.result, [kinds.get(p["name"], "block") for p in self.result["points"]], title)},
             "rotation": lambda d: rotation_consistency.write_rotation_outputs(d, self.result, title),
+            "gradcam": lambda d: gradcam_outputs.write_gradcam_outputs(d, self.result, title),
+            "response": lambda d: freq_response.write_response_outputs(d, self.result, title),
         }
         with atomic_output_dir(out, overwrite) as tmp:
             records = writers[self.measure](tmp)
@@ -283,13 +286,18 @@ class _Setup:
     def finish(self, measure: Measure, points: list[ProbePoint], config: dict[str, Any], probes: Sequence[str],
                out: str | Path | None, overwrite: bool) -> MeasureReport:
         measure.sync()
+        return self.report(measure.name, measure.compute(), measure.settings(), points, config, probes, out, overwrite)
+
+    def report(self, name: str, result: dict[str, Any], settings: dict[str, Any], points: list[ProbePoint],
+               config: dict[str, Any], probes: Sequence[str], out: str | Path | None, overwrite: bool) -> MeasureReport:
+        """Wrap a computed result with its provenance, and write it when ``out`` is given."""
         report = MeasureReport(
-            measure=measure.name,
-            result=measure.compute(),
+            measure=name,
+            result=result,
             points=points,
             provenance=provenance(model=self.loaded.provenance(), images=self.image_set.provenance(),
                                   preprocessing=_jsonable_cfg(config),
-                                  measure={"name": measure.name, **measure.settings(), "probe_patterns": list(probes)},
+                                  measure={"name": name, **settings, "probe_patterns": list(probes)},
                                   device=self.device, dtype=self.dtype, seed=self.seed),
         )
         if out is not None and rank_and_world()[0] == 0:
@@ -305,3 +313,300 @@ def _measure(cls: type[Measure], preset: str, **overrides: Any) -> Measure:
         return cls.from_preset(preset, **overrides)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+
+
+# -- Grad-CAM, frequency response, one-page reports and comparisons -------------------------------------
+def gradcam(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | None = None, *,
+            ckpt: str | Path | None = None, weights: str = "auto", trust_checkpoint: bool = False,
+            layer: str | None = None, method: str = "gradcam", classes: Sequence[int] = (), sanity: bool = False,
+            batch_size: int = 8, limit: int | None = None, num_workers: int = 0, device: str = "auto",
+            dtype: str = "float32", seed: int = 0, progress: bool = True, out: str | Path | None = None,
+            overwrite: bool = False) -> MeasureReport:
+    """Grad-CAM maps (measures.md §7) of ``model`` on every image, optionally with the randomisation check.
+
+    ``layer``: module path of the target layer (default: the model's ``gradcam_target``, else its last
+    probe point; for class-token ViTs the last block's ``norm1``). ``method``: a key of
+    ``freqlens.reports.gradcam.METHODS``. ``classes``: the class explained, one for all images or one per
+    image (default: each image's prediction). ``sanity``: also run Adebayo et al.'s cascading parameter
+    randomisation and report each step's Spearman correlation with the original map.
+    """
+    from freqlens.reports import gradcam as cam
+    from freqlens.reports.gradcam_outputs import display_images
+
+    if method not in cam.METHODS:
+        raise UsageError(f"--method {method!r} is not a Grad-CAM method", hint=f"choose one of {', '.join(cam.METHODS)}")
+    setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
+    net, config = setup.loaded.model, setup.loaded.data_config()
+    try:
+        target = cam.resolve_target(net, layer, tuple(config["input_size"]))
+    except FreqlensError as exc:
+        raise UsageError(f"--layer {layer!r}: {exc.message}", hint=exc.hint) from exc
+    chosen = _check_classes(net, classes, len(setup.image_set))
+    parts: dict[str, list] = {key: [] for key in ("indices", "images", "maps", "raw", "classes", "spearman", "first")}
+    steps: list[str] = []
+
+    def update(x: torch.Tensor, _labels: torch.Tensor | None, indices: list[int]) -> None:
+        batch_classes = None if chosen is None else [chosen[i] for i in indices]
+        if sanity:
+            check = cam.cascading_randomisation(net, x, batch_classes, target, method, seed=setup.seed)
+            maps = check.original
+            steps[:] = check.steps
+            parts["spearman"].append(check.spearman)
+            parts["first"].append(check.maps[:, 0])
+        else:
+            maps = cam.gradcam(net, x, batch_classes, target, method)
+        parts["indices"] += indices
+        parts["images"].append(display_images(x, config["mean"], config["std"]))
+        for key in ("maps", "raw", "classes"):
+            parts[key].append(getattr(maps, key).cpu())
+
+    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+    feed(net, loader, update, device=setup.device, dtype=setup.dtype, labelled=False, progress=progress)
+    result = {
+        "method": method, "target": target,
+        "paths": [setup.image_set.paths[i] for i in parts["indices"]],
+        "labels": [setup.image_set.labels[i] for i in parts["indices"]],
+        **{key: torch.cat(parts[key]) for key in ("images", "maps", "raw", "classes")},
+        "sanity": {"steps": list(steps), "spearman": torch.cat(parts["spearman"], dim=1), "first_image_maps": parts["first"][0],
+                   "seed": seed} if sanity else None,
+    }
+    settings = {"method": method, "layer": target.name, "layout": target.layout, "classes": list(classes) or "predicted",
+                "sanity": sanity}
+    return setup.report("gradcam", result, settings, [target], config, (), out, overwrite)
+
+
+def _check_classes(model: nn.Module, classes: Sequence[int], count: int) -> list[int] | None:
+    """One class per image from ``classes`` (none: predicted; one: for all), range-checked up front."""
+    if not classes:
+        return None
+    if len(classes) not in (1, count):
+        raise UsageError(f"--classes: got {len(classes)} class indices for {count} images",
+                         hint="give one class index for all images or exactly one per image")
+    num = getattr(model, "num_classes", None)
+    limit = num if isinstance(num, int) and num > 0 else None
+    bad = [c for c in classes if c < 0 or (limit is not None and c >= limit)]
+    if bad:
+        valid = f"the model has {limit} classes (valid: 0 to {limit - 1})" if limit else "indices must be >= 0"
+        raise UsageError(f"--classes: class index {bad[0]} is out of range: {valid}")
+    return list(classes) * count if len(classes) == 1 else list(classes)
+
+
+def response(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | None = None, *,
+             ckpt: str | Path | None = None, weights: str = "auto", trust_checkpoint: bool = False,
+             probes: Sequence[str] = (), preset: str = "yin2019_imagenet", eps: float | None = None,
+             max_freq: int | None = 16, transfer: bool = True, transfer_max_freq: int | None = 4,
+             cutoffs: Sequence[float] | None = None, batch_size: int = 8, forward_batch: int = 256,
+             limit: int | None = None, num_workers: int = 0, device: str = "auto", dtype: str = "float32", seed: int = 0,
+             progress: bool = True, out: str | Path | None = None, overwrite: bool = False) -> MeasureReport:
+    """Frequency response (measures.md §6) of ``model`` over ``images``.
+
+    The Fourier heat map (Yin et al. 2019) counts errors when the image set has labels (an ImageFolder
+    tree, whose sorted folder index must be the model's class index) and prediction flips always, on the
+    frequencies |u|, |v| <= ``max_freq`` (``None``: the full grid, one forward per image and basis pair).
+    ``eps`` (pixel units) overrides the preset's. The transfer function of each probe point (``probes``,
+    default: the model's) is measured for |u|, |v| <= ``transfer_max_freq`` (``transfer=False`` skips it).
+    ``cutoffs``: band-limited accuracy cut-off radii (1 = Nyquist). ``forward_batch``: images per forward
+    pass inside the measures (speed only).
+    """
+    setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
+    net, config = setup.loaded.model, setup.loaded.data_config()
+    size = tuple(config["input_size"][1:])
+    labelled = setup.image_set.has_labels
+    num_classes = getattr(net, "num_classes", None)
+    if labelled and isinstance(num_classes, int) and max(setup.image_set.labels) >= num_classes:
+        raise FreqlensError(f"the image tree has {len(setup.image_set.classes)} class folders, the model {num_classes} classes",
+                            hint="labels are sorted folder indices: use a tree with the model's classes, or a flat folder")
+    sensitivity = _measure(FourierSensitivity, preset, image_size=size, max_freq=max_freq, pixel_std=tuple(config["std"]),
+                           seed=seed, batch_size=forward_batch, **({"eps": eps} if eps is not None else {}))
+    points = choose_probe_points(net, probes, tuple(config["input_size"])) if transfer else []
+    try:
+        transfer_fn = TransferFunction(points, size, transfer_max_freq) if transfer else None
+        band = BandLimitedAccuracy(**({"cutoffs": cutoffs} if cutoffs is not None else {}), batch_size=forward_batch)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    measures = [m for m in (sensitivity, transfer_fn, band) if m is not None]
+
+    def update(x: torch.Tensor, labels: torch.Tensor | None, indices: list[int]) -> None:
+        sensitivity.update(net, x, labels, indices)
+        if transfer_fn is not None:
+            transfer_fn.update(net, x)
+        band.update(net, x, labels)
+
+    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+    feed(net, loader, update, device=setup.device, dtype=setup.dtype, labelled=labelled, progress=progress)
+    for measure in measures:
+        measure.sync()
+    result = {"fourier": sensitivity.compute(), "transfer": transfer_fn.compute() if transfer_fn else None,
+              "band": band.compute()}
+    settings = {m.name: m.settings() for m in measures} | {"labels": "folder index" if labelled else None}
+    return setup.report("response", result, settings, points, config, probes, out, overwrite)
+
+
+@dataclasses.dataclass
+class Report:
+    """What ``report`` and ``compare`` return: the page (``html``; shown inline in Jupyter), the combined
+    results, each analysis's own report, and the folder written (None when ``out`` was not given)."""
+
+    title: str
+    sections: list[str]
+    results: dict[str, Any]
+    reports: dict[str, Any]
+    path: Path | None
+
+    @property
+    def html(self) -> str:
+        from freqlens.reports import html
+
+        return html.document(self.title, self.sections)
+
+    def _repr_html_(self) -> str:
+        from freqlens.reports import html
+
+        return html.fragment(self.title, self.sections)
+
+
+REPORT_MEASURES = ("spectrum", "response", "gradcam", "erf", "rank", "rotation", "interactions")
+_SHARED = ("device", "dtype", "seed", "progress", "num_workers")  # report/compare pass these to every analysis
+
+
+def report(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | None = None, *,
+           measures: Sequence[str] = ("spectrum", "response", "gradcam"), ckpt: str | Path | None = None,
+           weights: str = "auto", trust_checkpoint: bool = False, options: dict[str, dict[str, Any]] | None = None,
+           limit: int | None = None, num_workers: int = 0, device: str = "auto", dtype: str = "float32", seed: int = 0,
+           progress: bool = True, out: str | Path | None = None, overwrite: bool = False) -> Report:
+    """Run ``measures`` (any of :data:`REPORT_MEASURES`) on one model and image set, and gather them into
+    one self-contained ``report.html`` with ``results.json`` and each measure's files in a sub-folder.
+
+    ``options`` maps a measure to keyword arguments of its own function here, e.g.
+    ``{"response": {"max_freq": 4}, "gradcam": {"sanity": True}}``. Without ``out`` nothing is kept on
+    disk; the returned :class:`Report` still holds the page.
+    """
+    options = _check_report_options(measures, options or {})
+    setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
+    shared = {"device": device, "dtype": dtype, "seed": seed, "progress": progress, "num_workers": num_workers}
+    runs = {name: _ANALYSES[name](setup.loaded, setup.image_set, **shared, **options.get(name, {})) for name in measures}
+    prov = provenance(model=setup.loaded.provenance(), images=setup.image_set.provenance(),
+                      preprocessing=_jsonable_cfg(setup.loaded.data_config()),
+                      measure={"name": "report", "measures": list(measures), "options": options},
+                      device=setup.device, dtype=setup.dtype, seed=seed)
+    title = f"freqlens report: {setup.loaded.name}"
+    return _write_page(title, prov, runs, None, out, overwrite)
+
+
+def compare(models: Sequence[str], images: str | Path | ImageSet | None = None, *, weights: str = "auto",
+            trust_checkpoint: bool = False, probes: Sequence[str] = (), method: str = "gradcam",
+            classes: Sequence[int] = (), batch_size: int = 8, limit: int | None = None, num_workers: int = 0,
+            device: str = "auto", dtype: str = "float32", seed: int = 0, progress: bool = True,
+            out: str | Path | None = None, overwrite: bool = False) -> Report:
+    """Spectrum and Grad-CAM of two or more models on the same images and settings, side by side.
+
+    Each of ``models`` is ``NAME`` (random weights) or ``NAME=CHECKPOINT`` (split at the first ``=``),
+    e.g. ``["deit_tiny_patch16_224=deit_t.pth", "fdam_deit_t=fdam_t.pth"]``. Writes the overlaid
+    Δ-log-amplitude-vs-depth figure, the maps side by side, each model's own outputs under
+    ``models/<label>/`` and one ``report.html``.
+    """
+    from freqlens.reports.compare import write_comparison_outputs
+
+    specs = _model_specs(models)
+    if out is not None:
+        check_output_dir(out, overwrite)
+    if method not in _gradcam_methods():
+        raise UsageError(f"--method {method!r} is not a Grad-CAM method", hint=f"choose one of {', '.join(_gradcam_methods())}")
+    torch_device = resolve_device(device)
+    resolve_dtype(dtype)
+    image_set = images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
+    shared = {"device": device, "dtype": dtype, "seed": seed, "progress": progress, "num_workers": num_workers,
+              "batch_size": batch_size}
+    by_model, models_prov = {}, []
+    for label, name, ckpt in specs:
+        loaded = _as_loaded(name, ckpt, weights, trust_checkpoint, torch_device)
+        models_prov.append({"label": label, **loaded.provenance()})
+        by_model[label] = {"spectrum": spectrum(loaded, image_set, probes=probes, **shared),
+                           "gradcam": gradcam(loaded, image_set, method=method, classes=classes, **shared)}
+    prov = provenance(model={"name": " vs ".join(by_model), "models": models_prov}, images=image_set.provenance(),
+                      preprocessing={"per_model": "each model's own eval transform (see models/<label>/*/results.json)"},
+                      measure={"name": "compare", "measures": ["spectrum", "gradcam"], "method": method,
+                               "classes": list(classes) or "predicted", "probe_patterns": list(probes)},
+                      device=torch_device, dtype=resolve_dtype(dtype), seed=seed)
+    runs = {f"models/{label}/{name}": run for label, model_runs in by_model.items() for name, run in model_runs.items()}
+    return _write_page(f"freqlens comparison: {' vs '.join(by_model)}", prov, runs,
+                       lambda directory: write_comparison_outputs(directory, by_model), out, overwrite)
+
+
+_ANALYSES = {"spectrum": spectrum, "response": response, "gradcam": gradcam, "erf": erf, "rank": rank,
+             "rotation": rotation, "interactions": interactions}
+
+
+def _gradcam_methods() -> tuple[str, ...]:
+    from freqlens.reports.gradcam import METHODS
+
+    return tuple(METHODS)
+
+
+def _check_report_options(measures: Sequence[str], options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Known measures, no repeats, and option names each measure's function takes (not the shared ones)."""
+    import inspect
+
+    unknown = [m for m in list(measures) + list(options) if m not in REPORT_MEASURES]
+    if unknown or not measures or len(set(measures)) != len(measures):
+        what = f"unknown measure {unknown[0]!r}" if unknown else "measures must be a non-empty list without repeats"
+        raise UsageError(f"--measures: {what}", hint=f"choose from {', '.join(REPORT_MEASURES)}")
+    for name, opts in options.items():
+        allowed = set(inspect.signature(_ANALYSES[name]).parameters) - {"model", "images", "out", "overwrite", "ckpt",
+                                                                         "weights", "trust_checkpoint", "limit", *_SHARED}
+        bad = sorted(set(opts) - allowed)
+        if bad:
+            raise UsageError(f"{name} has no option {bad[0]!r}", hint=f"its options: {', '.join(sorted(allowed))}")
+    return {name: dict(opts) for name, opts in options.items()}
+
+
+def _model_specs(models: Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """(label, name, checkpoint) of each ``NAME[=CHECKPOINT]``; labels are unique and safe as folder names."""
+    import re
+
+    if len(models) < 2:
+        raise UsageError(f"compare needs at least two models, got {len(models)}",
+                         hint="e.g. compare deit_tiny_patch16_224 fdam_deit_t")
+    specs = []
+    for spec in models:
+        name, _, ckpt = spec.partition("=")
+        if not name:
+            raise UsageError(f"model spec {spec!r} has no model name", hint="write NAME or NAME=CHECKPOINT")
+        specs.append((name, ckpt or None))
+    names = [n.rpartition(":")[2] for n, _ in specs]  # module:factory and file.py:factory go by the factory's name
+    labels = [n if names.count(n) == 1 else f"{n}={Path(c).stem if c else 'random'}" for n, (_, c) in zip(names, specs)]
+    labels = [label if labels.count(label) == 1 else f"{label}#{i}" for i, label in enumerate(labels)]
+    return [(re.sub(r"[^A-Za-z0-9._=#+-]+", "_", label), n, c) for label, (n, c) in zip(labels, specs, strict=True)]
+
+
+def _write_page(title: str, prov: dict[str, Any], runs: dict[str, Any], extra: Any, out: str | Path | None,
+                overwrite: bool) -> Report:
+    """Write each analysis report of ``runs`` into its folder (the key), ``extra(root)`` the top-level
+    comparison files, then results.json and report.html: atomically into ``out``, else a temporary folder."""
+    import json
+    import tempfile
+
+    from freqlens.reports import html
+
+    def write(root: Path) -> tuple[list[str], dict[str, Any]]:
+        sections, results = [], {"measure": prov["measure"]["name"], "provenance": prov, "results": {}}
+        if extra is not None:
+            results["comparison"] = extra(root)
+            sections.append(html.folder_section("Comparison", root, root))
+        for folder, run in runs.items():
+            (root / folder).parent.mkdir(parents=True, exist_ok=True)
+            run.write(root / folder)
+            results["results"][folder] = json.loads((root / folder / "results.json").read_text())
+            sections.append(html.folder_section(folder, root / folder, root))
+        sections.append("<h2>Provenance</h2>" + html.provenance_table(prov))
+        write_json(root / "results.json", results)
+        (root / "report.html").write_text(html.document(title, sections))
+        return sections, results
+
+    if out is not None and rank_and_world()[0] == 0:
+        with atomic_output_dir(out, overwrite) as tmp:
+            sections, results = write(tmp)
+        return Report(title, sections, results, runs, Path(out))
+    with tempfile.TemporaryDirectory(prefix="freqlens-report-") as tmp:
+        sections, results = write(Path(tmp))
+    return Report(title, sections, results, runs, None)
