@@ -89,7 +89,8 @@ def test_golden_without_float32_island_is_exact(monkeypatch):
 
 
 def test_s18_layout():
-    model = timm.create_model("spanetv2_s18_hybrid")
+    with torch.device("meta"):
+        model = timm.create_model("spanetv2_s18_hybrid")
     assert [m["module"] for m in model.feature_info] == ["stages.0", "stages.1", "stages.2", "stages.3"]
     assert [m["num_chs"] for m in model.feature_info] == [64, 128, 320, 512]
     assert [m["reduction"] for m in model.feature_info] == [4, 8, 16, 32]
@@ -499,7 +500,8 @@ def test_pretrained_with_other_num_classes_keeps_the_backbone(official_weights, 
 
 
 def test_probe_points_of_s18_pure():
-    model = timm.create_model("spanetv2_s18_pure")
+    with torch.device("meta"):
+        model = timm.create_model("spanetv2_s18_pure")
     names = [p.name for p in model.probe_points]
     assert len(names) == len(set(names)) == 4 + 4 + 18 * 4
     for point in model.probe_points:
@@ -527,3 +529,14 @@ def test_probe_points_produce_the_declared_maps(name):
     assert shapes[model.gradcam_target.name][1] == (2, 128, 2, 2)
     kinds = {p.kind for p, _ in shapes.values()}
     assert kinds == ({"downsample", "query", "freq", "mixer", "block", "stage"})
+
+
+def test_gradcam_on_the_declared_target():
+    """demo_cam.py's target (``stages[-1]``, NHWC -> NCHW) through freqlens' Grad-CAM wrapper."""
+    from freqlens.reports.gradcam import gradcam
+
+    model = _tiny()
+    result = gradcam(model, _x(hw=(64, 64)), classes=3)
+    assert result.target == model.gradcam_target
+    assert result.maps.shape == (2, 64, 64) and torch.isfinite(result.raw).all()
+    assert float(result.raw.std()) > 0 and not model.training
