@@ -367,7 +367,8 @@ class SpatialMamba(nn.Module):
                 ]
             if i < num_stages - 1:
                 reduction *= 2
-                self.probe_points.append(ProbePoint(f"layers.{i}.downsample", "NHWC", reduction=reduction, kind="downsample"))
+                self.probe_points.append(
+                    ProbePoint(f"layers.{i}.downsample", "NHWC", reduction=reduction, kind="downsample"))
         self.gradcam_target = self.probe_points[-1]
 
         self.norm = nn.LayerNorm(self.num_features)  # eps 1e-5: the official model passes nn.LayerNorm

@@ -193,7 +193,8 @@ def _doubling_scan(decay: Tensor, drive: Tensor) -> tuple[Tensor, Tensor]:
     length = decay.shape[-1]
     step = 1
     while step < length:
-        drive = torch.cat([drive[..., :step], torch.addcmul(drive[..., step:], decay[..., step:], drive[..., :-step])], -1)
+        later = torch.addcmul(drive[..., step:], decay[..., step:], drive[..., :-step])
+        drive = torch.cat([drive[..., :step], later], -1)
         decay = torch.cat([decay[..., :step], decay[..., step:] * decay[..., :-step]], -1)
         step *= 2
     return decay, drive
