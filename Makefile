@@ -22,3 +22,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# Paper figures of the shipped probe checkpoints (PDF + SVG + PNG) into docs/figures; tiny settings, CPU minutes.
+FIGURES_OUT ?= docs/figures
+FIGURE_LIMIT ?= 8
+CKPTS := freqlens/data/checkpoints
+PROBES := --model probe_cnn probe_cnn probe_vit \
+	--ckpt $(CKPTS)/probe_cnn_hf.safetensors $(CKPTS)/probe_cnn_lf.safetensors $(CKPTS)/probe_vit_hf.safetensors \
+	--limit $(FIGURE_LIMIT) --out $(FIGURES_OUT)
+
+figures: $(STAMP)
+	$(VENV)/bin/python scripts/figures/delta_log_amplitude.py $(PROBES)
+	$(VENV)/bin/python scripts/figures/erf_grid.py $(PROBES)
+	$(VENV)/bin/python scripts/figures/interaction_curves.py $(PROBES) --limit 2 --grid 8 --pairs 8 --contexts 8
+	$(VENV)/bin/python scripts/figures/gradcam_grid.py $(PROBES) --limit 4 --target default default blocks.3.norm1
+	$(VENV)/bin/python scripts/figures/frequency_response.py $(PROBES) --limit 4
