@@ -313,6 +313,9 @@ class SpatialMamba(nn.Module):
         attn_drop_rate: dropout on each mixer's output.
         drop_path_rate: stochastic depth, linear over all blocks.
         scan_backend: `freqlens.ops.selective_scan` backend ("auto", "reference", "fast").
+        out_norms: add the per-stage LayerNorms `outnorm{i}` of the official dense-prediction backbone
+            (`Backbone_SpatialMamba`, mmdet/mmseg checkpoints); `forward_intermediates(norm=True)`
+            applies them.
     """
 
     def __init__(
@@ -328,6 +331,7 @@ class SpatialMamba(nn.Module):
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
         scan_backend: str = "auto",
+        out_norms: bool = False,
     ) -> None:
         super().__init__()
         if global_pool not in ("avg", ""):
@@ -373,6 +377,10 @@ class SpatialMamba(nn.Module):
 
         self.norm = nn.LayerNorm(self.num_features)  # eps 1e-5: the official model passes nn.LayerNorm
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.out_norms = out_norms
+        if out_norms:
+            for i, dim in enumerate(dims):
+                self.add_module(f"outnorm{i}", nn.LayerNorm(dim))
         self.apply(self._init_weights)
 
     @staticmethod
@@ -433,7 +441,8 @@ class SpatialMamba(nn.Module):
         Args:
             x: input images (B, C, H, W).
             indices: last n stages if int, all if None, else these stage indices.
-            norm: apply the final LayerNorm to the last stage's feature.
+            norm: apply `outnorm{i}` to each feature when the model has them (dense-prediction
+                layout), else the final LayerNorm to the last stage's feature.
             stop_early: stop after the last requested stage.
             output_fmt: "NCHW" or "NHWC".
             intermediates_only: return only the features.
@@ -448,7 +457,11 @@ class SpatialMamba(nn.Module):
         for i, layer in enumerate(layers):
             x = layer.forward_blocks(x)
             if i in take_indices:
-                feat = self.norm(x) if norm and i == last_index else x
+                feat = x
+                if norm and self.out_norms:
+                    feat = self.get_submodule(f"outnorm{i}")(x)
+                elif norm and i == last_index:
+                    feat = self.norm(x)
                 intermediates.append(feat.permute(0, 3, 1, 2) if output_fmt == "NCHW" else feat)
             x = layer.downsample(x)
         if intermediates_only:
@@ -489,14 +502,15 @@ class SpatialMamba(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _convert_dense_backbone(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
-    """mmdet/mmseg (`Backbone_SpatialMamba`): keep `backbone.*`, drop the decode heads and `outnorm{i}`.
+def _convert_dense_backbone(state_dict: dict[str, Tensor], keep_out_norms: bool) -> dict[str, Tensor]:
+    """mmdet/mmseg (`Backbone_SpatialMamba`): keep `backbone.*`, drop the decode heads, keep `outnorm{i}`
+    only for a model built with ``out_norms=True``.
 
     These files have no final `norm` / `head`: load them with ``features_only=True`` or
     ``num_classes=0`` (timm then loads non-strictly and the final norm keeps its initial values).
     """
     out = {k.removeprefix("backbone."): v for k, v in state_dict.items() if k.startswith("backbone.")}
-    return {k: v for k, v in out.items() if not k.startswith("outnorm")}
+    return {k: v for k, v in out.items() if keep_out_norms or not k.startswith("outnorm")}
 
 
 def checkpoint_filter_fn(state_dict: dict, model: SpatialMamba, use_ema: bool = False) -> dict[str, Tensor]:
@@ -515,7 +529,7 @@ def checkpoint_filter_fn(state_dict: dict, model: SpatialMamba, use_ema: bool = 
         state_dict = state_dict["state_dict"]
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
     if any(k.startswith("backbone.") for k in state_dict):
-        return _convert_dense_backbone(state_dict)
+        return _convert_dense_backbone(state_dict, keep_out_norms=model.out_norms)
     return state_dict
 
 

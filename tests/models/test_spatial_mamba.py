@@ -218,6 +218,18 @@ def test_features_only_matches_feature_info():
     assert len(pruned.model.layers) == 2 and [f.shape[1] for f in pruned(torch.randn(1, 3, 32, 32))] == [8, 16]
 
 
+def test_dense_backbone_out_norms():
+    # Backbone_SpatialMamba: output i = outnorm{i}(stage i's last block output), NCHW.
+    model = _tiny(out_norms=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        raw = model.forward_intermediates(x, output_fmt="NHWC", intermediates_only=True)
+        normed = model.forward_intermediates(x, norm=True, intermediates_only=True)
+    for i, (r, n) in enumerate(zip(raw, normed)):
+        torch.testing.assert_close(n, model.get_submodule(f"outnorm{i}")(r).permute(0, 3, 1, 2))
+    assert "outnorm3.weight" in model.state_dict() and "outnorm0.weight" not in _tiny().state_dict()
+
+
 def test_backward_at_default_size():
     model = _tiny().train()
     model(torch.randn(2, 3, 224, 224)).logsumexp(-1).sum().backward()
@@ -253,6 +265,10 @@ def test_official_checkpoint_layouts_load(tmp_path, monkeypatch):
     mmseg = {"state_dict": {**{f"backbone.{k}": v for k, v in trunk.items()},
                             "backbone.outnorm0.weight": torch.ones(8), "decode_head.conv_seg.weight": torch.ones(1)}}
     assert set(checkpoint_filter_fn(mmseg, target)) == set(trunk)
+    dense = _tiny(num_classes=0, out_norms=True)
+    missing, unexpected = dense.load_state_dict(checkpoint_filter_fn(mmseg, dense), strict=False)
+    assert not unexpected and set(missing) == {"norm.weight", "norm.bias", "outnorm0.bias",
+                                               *[f"outnorm{i}.{w}" for i in (1, 2, 3) for w in ("weight", "bias")]}
     with pytest.raises(ValueError, match="model_ema"):
         checkpoint_filter_fn({"model": source.state_dict()}, target, use_ema=True)
     # Through timm: the file loader picks `model_ema` when present (timm's own rule), then our filter.
