@@ -340,7 +340,8 @@ def test_prune_intermediate_layers():
     with torch.no_grad():
         torch.testing.assert_close(model.forward_intermediates(x, intermediates_only=True), expected)
         assert model(x).shape == (2, 8, 6, 64)  # head and final norm pruned: unpooled NHWC of stage 1
-    assert model.gradcam_target.name == "stages.1" and not any(p.name.startswith("stages.2") for p in model.probe_points)
+    assert model.gradcam_target.name == "stages.1"
+    assert not any(p.name.startswith("stages.2") for p in model.probe_points)
 
 
 def test_grad_checkpointing_gives_the_same_gradients():
@@ -508,7 +509,8 @@ def test_probe_points_of_s18_pure():
         model.get_submodule(point.name)
     assert [(p.name, p.reduction) for p in model.probe_points if p.kind == "stage"] == [
         ("stages.0", 4), ("stages.1", 8), ("stages.2", 16), ("stages.3", 32)]
-    assert [p.name for p in model.probe_points if p.kind == "downsample"] == [f"downsample_layers.{i}" for i in range(4)]
+    downsample = [p.name for p in model.probe_points if p.kind == "downsample"]
+    assert downsample == [f"downsample_layers.{i}" for i in range(4)]
     assert {p.layout for p in model.probe_points if p.kind == "freq"} == {"NCHW"}
     assert {p.layout for p in model.probe_points if p.kind != "freq"} == {"NHWC"}
     assert model.gradcam_target.name == "stages.3" and model.gradcam_target.layout == "NHWC"
