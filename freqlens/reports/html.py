@@ -12,6 +12,8 @@ import html
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from PIL import Image
+
 TABLE_ROWS = 40  # larger CSVs are named, not shown
 
 STYLE = """
@@ -22,7 +24,8 @@ margin:0 auto;padding:1em;line-height:1.4}
 .freqlens-report figure{margin:1em 0}.freqlens-report img{max-width:100%;height:auto;border:1px solid #eee}
 .freqlens-report figcaption{font-size:.85em;color:#555}
 .freqlens-report table{border-collapse:collapse;font-size:.8em;margin:.5em 0}
-.freqlens-report td,.freqlens-report th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}
+.freqlens-report td,.freqlens-report th{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
 .freqlens-report th{background:#f4f4f4}.freqlens-report .note{color:#666;font-size:.85em}
 """
 
@@ -33,9 +36,13 @@ def figure_stems(directory: Path) -> list[Path]:
 
 
 def figure(png: Path, caption: str) -> str:
+    """An inline PNG shown at print size (``save_figure`` writes 200 dpi; a CSS pixel is 1/96 inch)."""
+    with Image.open(png) as image:
+        width = round(image.width * 96 / 200)
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     text = html.escape(caption)
-    return f'<figure><img alt="{text}" src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
+    return (f'<figure><img alt="{text}" width="{width}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{text}</figcaption></figure>")
 
 
 def table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
@@ -51,7 +58,7 @@ def csv_table(path: Path, relative_to: Path) -> str:
     name = html.escape(str(path.relative_to(relative_to)))
     if len(rows) - 1 > TABLE_ROWS:
         return f'<p class="note">{name}: {len(rows) - 1} rows (see the file)</p>'
-    return f"<h3>{name}</h3>" + table(rows[0], rows[1:])
+    return f"<h3>{name}</h3>" + table(rows[0], [[_number(v) for v in row] for row in rows[1:]])
 
 
 def folder_section(heading: str, directory: Path, root: Path) -> str:
@@ -95,3 +102,11 @@ def _cell(value: Any) -> str:
         text = ", ".join(_cell(v) for v in value[:12])
         return f"[{text}{', …' if len(value) > 12 else ''}] ({len(value)})" if len(value) > 12 else f"[{text}]"
     return str(value)
+
+
+def _number(text: str) -> str | float:
+    """CSV cells holding a non-integer number become floats (shown to 6 significant digits)."""
+    try:
+        return text if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text
