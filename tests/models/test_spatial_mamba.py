@@ -218,6 +218,16 @@ def test_features_only_matches_feature_info():
     assert len(pruned.model.layers) == 2 and [f.shape[1] for f in pruned(torch.randn(1, 3, 32, 32))] == [8, 16]
 
 
+@pytest.mark.slow
+def test_torch_compile_fullgraph_with_fast_scan():
+    # The reference scan is a Python loop over L and is kept out of graphs (torch.compiler.disable).
+    model = _tiny(scan_backend="fast")
+    x = torch.randn(1, 3, 32, 32)
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+
+
 def test_dense_backbone_out_norms():
     # Backbone_SpatialMamba: output i = outnorm{i}(stage i's last block output), NCHW.
     model = _tiny(out_norms=True)
