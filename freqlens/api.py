@@ -335,6 +335,8 @@ def gradcam(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet 
 
     if method not in cam.METHODS:
         raise UsageError(f"--method {method!r} is not a Grad-CAM method", hint=f"choose one of {', '.join(cam.METHODS)}")
+    if rank_and_world()[1] > 1:  # maps are per image, not a mergeable state: one process writes them all
+        raise UsageError("gradcam runs in a single process", hint="run it without torchrun (use --device cuda:N)")
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
     net, config = setup.loaded.model, setup.loaded.data_config()
     try:

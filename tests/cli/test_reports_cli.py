@@ -3,6 +3,7 @@ inputs (message, exit code, no output left) and the report page rendered offline
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from freqlens.io.images import sample_images_dir
 
 runner = CliRunner()
 CHROMIUM = Path("/usr/bin/chromium")
-FAST = ["--quiet", "--device", "cpu"]
+FAST = ["--quiet", "--device", os.environ.get("FREQLENS_TEST_DEVICE", "cpu")]
 HERE = Path(__file__).resolve()
 
 
@@ -266,7 +267,7 @@ def test_report_and_compare_usage_errors(tmp_path, images, args, message):
 
 
 def test_python_api_report_displays_in_jupyter(images):
-    shown = freqlens.api.report(tiny_resnet(), str(images), measures=["gradcam"], device="cpu", progress=False,
+    shown = freqlens.api.report(tiny_resnet(), str(images), measures=["gradcam"], device=FAST[-1], progress=False,
                                 options={"gradcam": {"classes": [0]}})
     assert shown.path is None
     fragment = shown._repr_html_()
