@@ -22,18 +22,32 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` is the local CUDA device when there is one (the rank's own under torchrun), else CPU."""
+    """``auto`` is the local CUDA device when there is one, else CPU. Under ``torchrun`` each process takes
+    its own GPU (``cuda`` means ``cuda:LOCAL_RANK``) and joins the process group."""
     if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", _local_rank() % torch.cuda.device_count())
-        return torch.device("cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
         raise UsageError(f"--device {device!r} is not a device", hint="use auto, cpu, cuda or cuda:N") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {device}: CUDA is not available on this machine", hint="use --device cpu")
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", _local_rank() % torch.cuda.device_count())
+    _join_torchrun(resolved)
     return resolved
+
+
+def _join_torchrun(device: torch.device) -> None:
+    """Join the process group once when launched by torchrun (NCCL on CUDA, gloo on CPU)."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
