@@ -6,13 +6,12 @@ whole model with the fast vs the reference scan (float32) and bf16 autocast vs f
 ``--official-src``, our logits vs the official model's. Then eval-mode throughput (synchronised wall clock,
 warm-up excluded) of ours and, with ``--official-src``, of the official model, and their ratio (contract §7).
 
-The official model needs its two CUDA extensions built in place (see the spec's build note)::
+The official model needs its two CUDA extensions built in place (``spatial_mamba_official.sh`` applies
+the spec's CUDA-13 build shims, none touching the math)::
 
-    git --git-dir=<mirror of EdwardChasel/Spatial-Mamba> archive 71221ebfaa5fe797445be0292f0ec7048fe457c1 \\
-        | tar -x -C /tmp/spatialmamba_official
-    (cd /tmp/spatialmamba_official/kernels/selective_scan && python setup.py build_ext --inplace)
-    (cd /tmp/spatialmamba_official/kernels/dwconv2d && python setup.py build_ext --inplace)
-    python benchmarks/spatial_mamba.py --official-src /tmp/spatialmamba_official
+    benchmarks/spatial_mamba_official.sh prepare <git dir of EdwardChasel/Spatial-Mamba> .official/spatialmamba
+    benchmarks/spatial_mamba_official.sh build .official/spatialmamba          # on the GPU machine
+    python benchmarks/spatial_mamba.py --official-src .official/spatialmamba
 
 fvcore and einops (imported by the official model file) are replaced by stubs when not installed.
 """

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Prepare the official Spatial-Mamba code for benchmarks/spatial_mamba.py --official-src DEST.
+#   prepare: benchmarks/spatial_mamba_official.sh prepare <git dir of EdwardChasel/Spatial-Mamba> DEST
+#            extracts the pinned commit's model and kernel sources and applies the three build shims of
+#            the spec (CUDA 13: no sm_70/sm_80 targets, no at::NoGradGuard in that file, no cub::LaneId /
+#            cub::CTA_SYNC; Cython, imported unused by a setup.py); no change to any kernel's math.
+#   build:   benchmarks/spatial_mamba_official.sh build DEST   (on the GPU machine; ~2 min with 16 cores)
+set -euo pipefail
+COMMIT=71221ebfaa5fe797445be0292f0ec7048fe457c1
+
+case "${1:-}" in
+prepare)
+    git_dir=$2 dest=$3
+    mkdir -p "$dest"
+    git --git-dir="$git_dir" archive "$COMMIT" classification/models kernels | tar -x -C "$dest"
+    setup="$dest/kernels/selective_scan/setup.py"
+    python3 - "$setup" <<'EOF'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+for arch in ("70", "80"):
+    line = f'    cc_flag.append("-gencode")\n    cc_flag.append("arch=compute_{arch},code=sm_{arch}")\n'
+    assert line in text, f"sm_{arch} flags not found in {path}"
+    text = text.replace(line, "")
+open(path, "w").write(text)
+EOF
+    launch="$dest/kernels/dwconv2d/depthwise_fwd/launch.cu"
+    sed -i 's/at::NoGradGuard no_grad;/c10::AutoGradMode no_grad(false);/' "$launch"
+    sed -i '1i #include <c10/core/GradMode.h>' "$launch"
+    sed -i '/^from Cython.Build import cythonize$/d' "$dest/kernels/dwconv2d/setup.py"  # unused import
+    scan="$dest/kernels/selective_scan/csrc/selective_scan/reverse_scan.cuh"
+    sed -i '/#include "cub_extra.cuh"/a namespace cub {\n__device__ __forceinline__ unsigned int LaneId() { unsigned int id; asm volatile("mov.u32 %0, %%laneid;" : "=r"(id)); return id; }\n__device__ __forceinline__ void CTA_SYNC() { __syncthreads(); }\n}' "$scan"
+    ;;
+build)
+    dest=$2
+    export TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS="${MAX_JOBS:-16}"
+    (cd "$dest/kernels/selective_scan" && python setup.py build_ext --inplace)
+    (cd "$dest/kernels/dwconv2d" && python setup.py build_ext --inplace)
+    ;;
+*)
+    echo "usage: $0 prepare <git dir> DEST | build DEST" >&2
+    exit 2
+    ;;
+esac
