@@ -35,5 +35,5 @@ figures: $(STAMP)
 	$(VENV)/bin/python scripts/figures/delta_log_amplitude.py $(PROBES)
 	$(VENV)/bin/python scripts/figures/erf_grid.py $(PROBES)
 	$(VENV)/bin/python scripts/figures/interaction_curves.py $(PROBES) --limit 2 --grid 8 --pairs 8 --contexts 8
-	$(VENV)/bin/python scripts/figures/gradcam_grid.py $(PROBES) --limit 4 --target default default blocks.3.norm1
+	$(VENV)/bin/python scripts/figures/gradcam_grid.py $(PROBES) --limit 3 --target default default blocks.3.norm1
 	$(VENV)/bin/python scripts/figures/frequency_response.py $(PROBES) --limit 4
