@@ -126,15 +126,20 @@ def check_scan(device: torch.device) -> None:
 
 def check_model(device: torch.device) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from golden import det_fill_, golden_input, load_golden
-
-    golden = load_golden("spatialmamba_t")
-    model = det_fill_(timm.create_model("spatialmamba_t", scan_backend="fast").eval(), 0)
-    with torch.inference_mode():
-        out = model.double().to(device)(golden_input(golden).to(device))
-    expected = torch.tensor(golden["output"], dtype=torch.float64)
-    _emit(check="golden spatialmamba_t float64, fast scan", rel_err=_rel(out.cpu(), expected))
-    x = golden_input(golden).float().to(device)
+    try:  # needs ../shared/golden beside the repository
+        from golden import det_fill_, golden_input, load_golden
+    except OSError as err:
+        _emit(check="golden spatialmamba_t float64, fast scan", skipped=f"no golden files: {err}")
+        model = timm.create_model("spatialmamba_t", scan_backend="fast").eval().to(device)
+        x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
+    else:
+        golden = load_golden("spatialmamba_t")
+        model = det_fill_(timm.create_model("spatialmamba_t", scan_backend="fast").eval(), 0)
+        with torch.inference_mode():
+            out = model.double().to(device)(golden_input(golden).to(device))
+        expected = torch.tensor(golden["output"], dtype=torch.float64)
+        _emit(check="golden spatialmamba_t float64, fast scan", rel_err=_rel(out.cpu(), expected))
+        x = golden_input(golden).float().to(device)
     model = model.float()
     with torch.inference_mode():
         fast = model(x)
