@@ -177,6 +177,7 @@ default_cfgs = generate_default_cfgs({
     "probe_cnn.hf": _cfg("probe_cnn_hf.safetensors", "stem.conv", "head", fixed_input_size=False),
     "probe_cnn.lf": _cfg("probe_cnn_lf.safetensors", "stem.conv", "head", fixed_input_size=False),
     "probe_vit.hf": _cfg("probe_vit_hf.safetensors", "patch_embed.proj", "head", fixed_input_size=True),
+    "probe_vit.lf": _cfg("probe_vit_lf.safetensors", "patch_embed.proj", "head", fixed_input_size=True),
 })
 
 
@@ -188,5 +189,5 @@ def probe_cnn(pretrained: bool = False, **kwargs) -> ProbeCNN:
 
 @register_model
 def probe_vit(pretrained: bool = False, **kwargs) -> ProbeViT:
-    """Probe ViT (patch 4, width 64, depth 4, 4 heads); tag ``.hf`` is the shipped weights."""
+    """Probe ViT (patch 4, width 64, depth 4, 4 heads); tags ``.hf`` and ``.lf`` are the shipped weights."""
     return _create_probe_vit("probe_vit", pretrained, **kwargs)
