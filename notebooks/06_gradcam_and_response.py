@@ -29,7 +29,8 @@ from freqlens.probes.models import CHECKPOINT_DIR
 from freqlens.probes.task import PIXEL_MEAN, PIXEL_STD
 from freqlens.reports.gradcam import cascading_randomisation, gradcam
 
-models = {task: fl.load_model("probe_cnn", CHECKPOINT_DIR / f"probe_cnn_{task}.safetensors").model for task in ("hf", "lf")}
+models = {task: fl.load_model("probe_cnn", CHECKPOINT_DIR / f"probe_cnn_{task}.safetensors").model
+          for task in ("hf", "lf")}
 batches = {}
 for task in ("hf", "lf"):
     pixels, labels = generate(task, 16, seed=2**31 + 7)  # a seed from the test range

@@ -71,12 +71,10 @@ def image_set(args: argparse.Namespace) -> ImageSet:
     return find_images(args.images or sample_images_dir(), limit=args.limit, seed=args.seed)
 
 
-def image_batch(subject: Subject, images: ImageSet, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """All ``images`` through the model's eval transform (at ``size`` px, squashed, if given), on its device."""
-    config = subject.loaded.data_config()
-    if size is not None:
-        config = {**config, "input_size": (3, size, size), "crop_pct": 1.0, "crop_mode": "squash"}
-    dataset = ImageDataset(images, timm.data.create_transform(**config, is_training=False))
+def image_batch(subject: Subject, images: ImageSet) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """All ``images`` through the model's eval transform, on the model's device, and their labels (or None)."""
+    transform = timm.data.create_transform(**subject.loaded.data_config(), is_training=False)
+    dataset = ImageDataset(images, transform)
     x = torch.stack([dataset[i][0] for i in range(len(dataset))])
     labels = torch.tensor(images.labels) if images.has_labels else None
     return x.to(next(subject.loaded.model.parameters()).device), labels

@@ -35,6 +35,7 @@ def figure(columns: list[tuple[str, list[dict]]], images: int) -> plt.Figure:
                 ax = axes[row][col]
                 ax.set_xticks([])
                 ax.set_yticks([])
+                ax.spines[:].set_visible(False)
                 if row >= len(points):
                     ax.set_axis_off()
                     continue

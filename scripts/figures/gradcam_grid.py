@@ -1,9 +1,10 @@
 """Grad-CAM grid (Selvaraju et al., ICCV 2017, Fig. 1 style): one row per image, the input in the first
 column and each model's class-activation map over it in the next ones, for the class the model predicts.
 
+Maps are taken at each model's default Grad-CAM layer (``model.gradcam_target``, see
+``freqlens.reports.gradcam``) or at ``--target``, upsampled to the input and min-max scaled per image.
 A class-token ViT's last block reaches the logits only through the class token, so its patch tokens get
-no gradient and the map is empty: pass ``--target blocks.<last>.norm1`` for such a model. Maps are taken at each model's default Grad-CAM layer (``model.gradcam_target``, see
-``freqlens.reports.gradcam``), upsampled to the input and min-max scaled per image.
+no gradient and the map is empty: pass ``--target blocks.<last>.norm1`` for such a model.
 
 Example:
     python scripts/figures/gradcam_grid.py --model probe_cnn probe_cnn \\
@@ -66,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         x, _labels = _common.image_batch(subject, images)
         pixels = _common.to_display(subject, x)
         inputs = pixels if inputs is None else inputs
-        columns.append((subject.label, pixels, gradcam(subject.loaded.model, x, target=None if target == DEFAULT else target,
-                                                     method=args.method)))
+        cam = gradcam(subject.loaded.model, x, target=None if target == DEFAULT else target, method=args.method)
+        columns.append((subject.label, pixels, cam))
     _common.save(figure(inputs, columns, args.method), args, "gradcam_grid")
 
 
