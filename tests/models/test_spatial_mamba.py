@@ -50,14 +50,14 @@ def test_goldens_exist():
 @pytest.mark.parametrize("variant", [
     pytest.param(v, marks=pytest.mark.slow) if v != "spatialmamba_t" else v for v in GOLDENS  # S, B: 20-70 s each
 ])
-def test_golden(variant):
+def test_golden(variant, device):
     golden = load_golden(variant)
-    model = timm.create_model(variant, scan_backend="reference")
+    model = timm.create_model(variant)  # scan backend "auto": reference on CPU, fast on CUDA
     assert_state_dict_matches(model, golden)
     model.eval()
     det_fill_(model, 0)
     dtype = golden_dtype(golden)
-    model.to(dtype)
+    model.to(device=device, dtype=dtype)
     # Intermediates recorded with the golden: first fusion's input/output, each stage's last block.
     inter = golden["aux"]["intermediates"]
     mixer = "layers.0.blocks.0.self_attention"
@@ -68,13 +68,13 @@ def test_golden(variant):
     hooks = [model.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
              for name in points]
     with torch.no_grad():
-        output = model(golden_input(golden))
+        output = model(golden_input(golden).to(device))
     for h in hooks:
         h.remove()
     assert output.dtype == dtype
     assert_output_matches(output, golden, tol=1e-8)
     for name, key in points.items():
-        _check_sampled(key, seen[name], inter[key], tol=1e-8)
+        _check_sampled(key, seen[name].cpu(), inter[key], tol=1e-8)
 
 
 def _naive_fusion(fusion: StateFusion, h: torch.Tensor) -> torch.Tensor:
@@ -116,27 +116,27 @@ def test_fusion_uses_current_weights_after_eval_forward():
     torch.testing.assert_close(after, expected, rtol=0, atol=0)
 
 
-def test_input_gradient_in_eval_mode():
-    model = _tiny()
-    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+def test_input_gradient_in_eval_mode(device):
+    model = _tiny().to(device)
+    x = torch.randn(1, 3, 64, 64, device=device, requires_grad=True)
     model(x)[0, 3].backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     fusion = model.layers[0].blocks[0].self_attention.state_fusion
     assert fusion.alpha.grad is not None and fusion.kernel_3_2.grad.abs().sum() > 0
 
 
-def test_fast_scan_backend_matches_reference():
-    x = torch.randn(2, 3, 96, 64)
-    ref = _tiny(scan_backend="reference")
-    fast = _tiny(scan_backend="fast")
+def test_fast_scan_backend_matches_reference(device):
+    x = torch.randn(2, 3, 96, 64, device=device)
+    ref = _tiny(scan_backend="reference").to(device)
+    fast = _tiny(scan_backend="fast").to(device)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), ref(x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("size", [(256, 192), (97, 65), (32, 32)])
-def test_non_224_inputs(size):
-    model = _tiny()
-    x = torch.randn(1, 3, *size)
+def test_non_224_inputs(size, device):
+    model = _tiny().to(device)
+    x = torch.randn(1, 3, *size, device=device)
     feats = model.forward_intermediates(x, intermediates_only=True)
     expected = [size]
     for _ in range(5):
@@ -145,14 +145,14 @@ def test_non_224_inputs(size):
     assert model(x).shape == (1, 10)
 
 
-def test_bf16_autocast_keeps_scan_and_fusion_in_float32():
-    model = _tiny()
+def test_bf16_autocast_keeps_scan_and_fusion_in_float32(device):
+    model = _tiny().to(device)
     seen = {}
     for name in ("scan", "state_fusion"):
         model.layers[0].blocks[0].self_attention.get_submodule(name).register_forward_hook(
             lambda m, i, o, name=name: seen.__setitem__(name, o.dtype))
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    x = torch.randn(1, 3, 64, 64, device=device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
         out = model(x)
     assert seen == {"scan": torch.float32, "state_fusion": torch.float32}
     with torch.no_grad():
@@ -219,10 +219,10 @@ def test_features_only_matches_feature_info():
 
 
 @pytest.mark.slow
-def test_torch_compile_fullgraph_with_fast_scan():
+def test_torch_compile_fullgraph_with_fast_scan(device):
     # The reference scan is a Python loop over L and is kept out of graphs (torch.compiler.disable).
-    model = _tiny(scan_backend="fast")
-    x = torch.randn(1, 3, 32, 32)
+    model = _tiny(scan_backend="fast").to(device)
+    x = torch.randn(1, 3, 32, 32, device=device)
     compiled = torch.compile(model, backend="eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x))
@@ -240,9 +240,9 @@ def test_dense_backbone_out_norms():
     assert "outnorm3.weight" in model.state_dict() and "outnorm0.weight" not in _tiny().state_dict()
 
 
-def test_backward_at_default_size():
-    model = _tiny().train()
-    model(torch.randn(2, 3, 224, 224)).logsumexp(-1).sum().backward()
+def test_backward_at_default_size(device):
+    model = _tiny().train().to(device)
+    model(torch.randn(2, 3, 224, 224, device=device)).logsumexp(-1).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
 
 

@@ -94,8 +94,8 @@ def test_reference_gradcheck_float64():
 
 
 @pytest.mark.parametrize("length", [1, 3, 64, 150])
-def test_fast_matches_reference_float32(length):
-    x = {k: v.float().requires_grad_() for k, v in _inputs(length=length, n_state=1, seed=length).items()}
+def test_fast_matches_reference_float32(length, device):
+    x = {k: v.float().to(device).requires_grad_() for k, v in _inputs(length=length, n_state=1, seed=length).items()}
     out = {}
     for backend in ("reference", "fast"):
         y, h = selective_scan(**x, delta_softplus=True, return_hidden=True, backend=backend)
@@ -109,9 +109,9 @@ def test_fast_matches_reference_float32(length):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=lambda m: f"grad of {name}: {m}")
 
 
-def test_fast_is_stable_for_strong_decay():
+def test_fast_is_stable_for_strong_decay(device):
     # A cumsum-of-logs closed form would overflow here (exp(+2000)); the pairwise scan must not.
-    x = _inputs(length=200, n_state=1, dtype=torch.float32)
+    x = {k: v.to(device) for k, v in _inputs(length=200, n_state=1, dtype=torch.float32).items()}
     x["A"] = torch.full_like(x["A"], -100.0)
     x["delta"] = x["delta"].abs() + 1.0
     y_f = selective_scan(**x, backend="fast")
@@ -120,11 +120,11 @@ def test_fast_is_stable_for_strong_decay():
     torch.testing.assert_close(y_f, y_r, rtol=1e-5, atol=1e-5)
 
 
-def test_half_inputs_compute_in_float32_under_autocast():
-    x = _inputs(n_state=1, dtype=torch.float32)
+def test_half_inputs_compute_in_float32_under_autocast(device):
+    x = {k: v.to(device) for k, v in _inputs(n_state=1, dtype=torch.float32).items()}
     ref = selective_scan(**{k: v.bfloat16().float() if k in ("u", "delta", "B", "C") else v for k, v in x.items()})
     low = {k: v.bfloat16() if k in ("u", "delta", "B", "C") else v for k, v in x.items()}
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device.type, dtype=torch.bfloat16):
         y, h = selective_scan(**low, return_hidden=True)
     assert y.dtype == h.dtype == torch.float32
     torch.testing.assert_close(y, ref, rtol=0, atol=0)
@@ -139,9 +139,10 @@ def test_states_only_and_three_dim_B():
     torch.testing.assert_close(h, h_full, rtol=0, atol=0)
 
 
-def test_auto_is_reference_on_cpu():
-    x = _inputs(length=70, dtype=torch.float32)
-    assert torch.equal(selective_scan(**x), selective_scan(**x, backend="reference"))
+def test_auto_is_reference_on_cpu_and_fast_elsewhere(device):
+    x = {k: v.to(device) for k, v in _inputs(length=70, dtype=torch.float32).items()}
+    expected = "reference" if device.type == "cpu" else "fast"
+    assert torch.equal(selective_scan(**x), selective_scan(**x, backend=expected))
 
 
 def test_errors_name_the_bad_value():
