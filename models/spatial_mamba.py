@@ -344,7 +344,6 @@ class SpatialMamba(nn.Module):
         self.global_pool = global_pool
         self.num_features = self.head_hidden_size = dims[-1]
         self.dims = dims
-        self.drop_rate = drop_rate
 
         self.patch_embed = Stem(in_chans, dims[0])
         self.pos_drop = nn.Dropout(drop_rate)
