@@ -624,7 +624,7 @@ def _cfg(**kwargs) -> dict:
         "mean": IMAGENET_DEFAULT_MEAN,
         "std": IMAGENET_DEFAULT_STD,
         "first_conv": "downsample_layers.0.conv",
-        "classifier": "head.fc2",
+        "classifier": "head.fc2",  # official cfg: 'head' (the MlpHead); timm needs the last Linear to swap classes
         "license": "unknown",
         "paper_ids": "arXiv:2503.23947",
         "paper_name": "Spectral-Adaptive Modulation Networks for Visual Perception",
