@@ -27,13 +27,14 @@ test: $(STAMP)
 FIGURES_OUT ?= docs/figures
 FIGURE_LIMIT ?= 8
 CKPTS := freqlens/data/checkpoints
-PROBES := --model probe_cnn probe_cnn probe_vit \
-	--ckpt $(CKPTS)/probe_cnn_hf.safetensors $(CKPTS)/probe_cnn_lf.safetensors $(CKPTS)/probe_vit_hf.safetensors \
+PROBES := --model probe_cnn probe_cnn probe_vit probe_vit \
+	--ckpt $(CKPTS)/probe_cnn_hf.safetensors $(CKPTS)/probe_cnn_lf.safetensors \
+	$(CKPTS)/probe_vit_hf.safetensors $(CKPTS)/probe_vit_lf.safetensors \
 	--limit $(FIGURE_LIMIT) --out $(FIGURES_OUT)
 
 figures: $(STAMP)
 	$(VENV)/bin/python scripts/figures/delta_log_amplitude.py $(PROBES)
 	$(VENV)/bin/python scripts/figures/erf_grid.py $(PROBES)
 	$(VENV)/bin/python scripts/figures/interaction_curves.py $(PROBES) --limit 2 --grid 8 --pairs 8 --contexts 8
-	$(VENV)/bin/python scripts/figures/gradcam_grid.py $(PROBES) --limit 3 --target default default blocks.3.norm1
+	$(VENV)/bin/python scripts/figures/gradcam_grid.py $(PROBES) --limit 3 --target default default blocks.3.norm1 blocks.3.norm1
 	$(VENV)/bin/python scripts/figures/frequency_response.py $(PROBES) --limit 4
