@@ -134,7 +134,7 @@ class RankCollapse(Measure):
                 self.count[name] = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=x.device)
                 self.shape[name] = shape
                 continue
-            if not torch.equal(self.shape[name], shape):
+            if self.shape[name].tolist() != shape.tolist():
                 raise ValueError(
                     f"{name}: token matrix changed from {tuple(int(v) for v in self.shape[name])} to "
                     f"{tuple(int(v) for v in shape)} (n, d); use one input size per run"

@@ -15,9 +15,8 @@ full map is rebuilt at ``compute`` time: half the FFT work and memory, same numb
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 
@@ -26,20 +25,15 @@ from freqlens.measures.base import Measure, register_measure
 EPS = 1e-6  # inside the log, as in the reference notebook
 
 
-def spectrum_sums(spec: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over the first two dims of log(|F| + EPS) and |F|²; ``spec`` is ``view_as_real(F)``, (B, C, H, W', 2)."""
-    power = spec.square().sum(-1)
-    return torch.log(power.sqrt() + EPS).sum((0, 1), dtype=dtype), power.sum((0, 1), dtype=dtype)
+def spectrum_sums(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over the first two dims of log(|F| + EPS) and |F|² of a complex (B, C, H, W') spectrum.
 
-
-@functools.cache
-def _fused_spectrum_sums() -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """The same sums as one fused GPU kernel (float32 within a batch, float64 across batches).
-
-    Eager PyTorch makes five passes over the spectrum; this makes one (measured on an H200: 2-4x faster,
-    benchmarks/spectrum_kernels.py). Compiled once with dynamic shapes for every probe point.
+    Three passes over the spectrum's size (amplitude, in-place log, sum) and one reduction for the
+    power; the sums accumulate in float64.
     """
-    return torch.compile(functools.partial(spectrum_sums, dtype=torch.float32), dynamic=True)
+    amp = spec.abs()
+    power = torch.linalg.vector_norm(amp, dim=(0, 1), dtype=torch.float64).square()
+    return amp.add_(EPS).log_().sum((0, 1), dtype=torch.float64), power
 
 
 def accumulate_half_plane(x: torch.Tensor, logamp: torch.Tensor, power: torch.Tensor, chunk_elems: int = 1 << 24) -> None:
@@ -50,11 +44,9 @@ def accumulate_half_plane(x: torch.Tensor, logamp: torch.Tensor, power: torch.Te
     """
     b, c, h, w = x.shape
     compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    sums = _fused_spectrum_sums() if x.is_cuda and compute_dtype == torch.float32 else spectrum_sums
     step = max(1, chunk_elems // max(1, b * h * w))
     for start in range(0, c, step):
-        spec = torch.view_as_real(torch.fft.rfft2(x[:, start : start + step].to(compute_dtype)))
-        chunk_logamp, chunk_power = sums(spec)
+        chunk_logamp, chunk_power = spectrum_sums(torch.fft.rfft2(x[:, start : start + step].to(compute_dtype)))
         logamp += chunk_logamp
         power += chunk_power
 

@@ -175,7 +175,7 @@ def test_batch_coupling_official_but_not_deterministic(device):
         with torch.no_grad():
             pair, order_pair = model(x), model.last_scan_orders["stage0"]
             alone, order_alone = model(x[:1]), model.last_scan_orders["stage0"]
-            assert _rel(alone[0], pair[0]) > 0.01  # sigma is a statistic of the whole batch
+            assert _rel(alone[0], pair[0]) > 5e-4  # sigma is a statistic of the whole batch (CPU ~1e-2, CUDA ~1.6e-3)
             assert not torch.equal(order_alone[0], order_pair[0])
             model.configure_scan("deterministic")
             assert model.scan_config["sigma_mode"] == "sample"
