@@ -18,9 +18,11 @@ demo: $(STAMP)
 	$(VENV)/bin/freqlens spectrum --model probe_cnn --ckpt freqlens/data/checkpoints/probe_cnn_hf.safetensors \
 		--images freqlens/data/samples --out $(DEMO_OUT) --overwrite
 
+# The report test renders HTML in Debian's Chromium, installed here when missing (CI runs as root).
 # pytest's exit code 5 (no tests collected) counts as a failure.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 2 --durations=15; rc=$$?; \
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest -n 2 --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # Paper figures of the shipped probe checkpoints (PDF + SVG + PNG) into docs/figures; tiny settings, CPU minutes.
@@ -36,5 +38,5 @@ figures: $(STAMP)
 	$(VENV)/bin/python scripts/figures/delta_log_amplitude.py $(PROBES)
 	$(VENV)/bin/python scripts/figures/erf_grid.py $(PROBES)
 	$(VENV)/bin/python scripts/figures/interaction_curves.py $(PROBES) --limit 2 --grid 8 --pairs 8 --contexts 8
-	$(VENV)/bin/python scripts/figures/gradcam_grid.py $(PROBES) --limit 3 --target default default blocks.3.norm1 blocks.3.norm1
+	$(VENV)/bin/python scripts/figures/gradcam_grid.py $(PROBES) --limit 3
 	$(VENV)/bin/python scripts/figures/frequency_response.py $(PROBES) --limit 4

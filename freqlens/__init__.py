@@ -12,3 +12,12 @@ __all__ = ["FreqlensError", "Lens", "ProbePoint", "UsageError", "__version__"]
 
 import freqlens.models  # noqa: E402,F401  (registers the zoo with timm)
 import freqlens.probes  # noqa: E402,F401  (registers the probe-suite models with timm)
+
+
+def __getattr__(name: str):
+    """``freqlens.spectrum(...)``, ``freqlens.report(...)`` and friends: the API, imported on first use."""
+    import freqlens.api as api
+
+    if name in api.__all__:
+        return getattr(api, name)
+    raise AttributeError(f"module 'freqlens' has no attribute {name!r}")

@@ -141,7 +141,10 @@ class ProbeViT(VisionTransformer):
             ProbePoint(f"blocks.{i}", "NLC", reduction=patch_size, prefix_tokens=self.num_prefix_tokens)
             for i in range(depth)
         ]
-        self.gradcam_target = self.probe_points[-1]
+        # the class token pools the last block, so its patch tokens get no gradient: look at its input
+        last = depth - 1
+        self.gradcam_target = ProbePoint(f"blocks.{last}.norm1", "NLC", reduction=patch_size,
+                                         prefix_tokens=self.num_prefix_tokens)
 
 
 def _create_probe_cnn(variant: str, pretrained: bool = False, **kwargs) -> ProbeCNN:
