@@ -22,7 +22,6 @@ import importlib.util
 import json
 import logging
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 import freqlens  # noqa: F401  (registers the fdam_* variants)
+from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 OUT_INDICES = (2, 5, 8, 11)
 # vit_models_freq kwargs per variant (the released ADE20K config for fdam_deit3_b)
@@ -77,28 +77,6 @@ def official_model(src: Path, variant: str) -> nn.Module:
         pretrain_img_size=224, patch_size=16, depth=12, mlp_ratio=4.0, qkv_bias=True, out_indices=list(OUT_INDICES),
         use_simple_fpn=False, with_fpn=False, output_dtype="float32", **OFFICIAL_KWARGS[variant],
     )
-
-
-def images_per_second(run, x: torch.Tensor, dtype: str, iters: int, warmup: int) -> float:
-    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-    with torch.inference_mode(), autocast:
-        for _ in range(warmup):
-            run(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                run(x)
-            end.record()
-            torch.cuda.synchronize()
-            seconds = start.elapsed_time(end) / 1000
-        else:
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                run(x)
-            seconds = time.perf_counter() - t0
-    return iters * x.shape[0] / seconds
 
 
 def main() -> None:

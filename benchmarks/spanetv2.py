@@ -18,15 +18,14 @@ import argparse
 import importlib.util
 import json
 import sys
-import time
 from pathlib import Path
 
 import timm.layers.helpers
 import torch
 
 from freqlens.models import spanetv2 as ours_module
+from throughput import AUTOCAST, images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
 
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # float32: no autocast
 
 
 def official_module(path: Path):
@@ -37,28 +36,6 @@ def official_module(path: Path):
     sys.modules[spec.name] = module  # timm's register_model looks the module up
     spec.loader.exec_module(module)
     return module
-
-
-def images_per_second(model: torch.nn.Module, x: torch.Tensor, dtype: str, iters: int, warmup: int) -> float:
-    autocast = torch.autocast(x.device.type, dtype=AUTOCAST.get(dtype, torch.bfloat16), enabled=dtype in AUTOCAST)
-    with torch.inference_mode(), autocast:
-        for _ in range(warmup):
-            model(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                model(x)
-            end.record()
-            torch.cuda.synchronize()
-            seconds = start.elapsed_time(end) / 1000
-        else:
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                model(x)
-            seconds = time.perf_counter() - t0
-    return iters * x.shape[0] / seconds
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import argparse
 import importlib
 import json
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import timm
 import torch
 
 import freqlens  # noqa: F401  (registers spartan_t)
+from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 OFFICIAL_BUILD = dict(num_layer=4, layer_depths=[3, 3, 12, 2], expand_ratios=[4, 4, 2, 2], dims=[64, 128, 256],
                       dropout=0.1, init_dim=32)
@@ -38,28 +38,6 @@ def official_model(src: Path) -> torch.nn.Module:
     sys.path.insert(0, str(src))
     module = importlib.import_module("model.spartan")
     return module.build(1000, OFFICIAL_BUILD)
-
-
-def images_per_second(model: torch.nn.Module, x: torch.Tensor, dtype: str, iters: int, warmup: int) -> float:
-    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-    with torch.inference_mode(), autocast:
-        for _ in range(warmup):
-            model(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                model(x)
-            end.record()
-            torch.cuda.synchronize()
-            seconds = start.elapsed_time(end) / 1000
-        else:
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                model(x)
-            seconds = time.perf_counter() - t0
-    return iters * x.shape[0] / seconds
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import importlib
 import json
 import math
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 
 import freqlens  # noqa: F401  (registers the zoo)
 from freqlens.ops.selective_scan import selective_scan
+from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 CONFIGS = {"t": dict(depths=[2, 4, 8, 4], dims=64, drop_path_rate=0.2),
            "s": dict(depths=[2, 4, 21, 5], dims=64, drop_path_rate=0.3),
@@ -153,24 +153,6 @@ def check_model(device: torch.device) -> None:
           same_argmax=bool((fast.argmax(-1) == ref.argmax(-1)).all()))
     _emit(check="spatialmamba_t bf16 autocast vs float32", rel_err=_rel(bf16.float(), fast),
           same_argmax=bool((bf16.argmax(-1) == fast.argmax(-1)).all()))
-
-
-def images_per_second(model: torch.nn.Module, x: torch.Tensor, dtype: str, iters: int, warmup: int) -> float:
-    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-    with torch.inference_mode(), autocast:
-        for _ in range(warmup):
-            model(x)
-        _sync(x.device)
-        start = time.perf_counter()
-        for _ in range(iters):
-            model(x)
-        _sync(x.device)
-    return iters * x.shape[0] / (time.perf_counter() - start)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ import argparse
 import importlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import timm
@@ -33,6 +32,7 @@ import torch
 import torchvision
 
 import freqlens  # noqa: F401  (registers spectral_vmamba_*)
+from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 CONFIGS = {"spectral_vmamba_t": (2, 2, 5, 2), "spectral_vmamba_s": (2, 2, 15, 2), "spectral_vmamba_b": (2, 2, 15, 2)}
 
@@ -51,28 +51,6 @@ def official_model(src: Path, depths: tuple[int, ...]) -> torch.nn.Module:
         downsample_version="v3", patchembed_version="v2", gmlp=False, use_checkpoint=False, posembed=False,
         imgsize=224,
     )
-
-
-def images_per_second(model: torch.nn.Module, x: torch.Tensor, dtype: str, iters: int, warmup: int) -> float:
-    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-    with torch.inference_mode(), autocast:
-        for _ in range(warmup):
-            model(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                model(x)
-            end.record()
-            torch.cuda.synchronize()
-            seconds = start.elapsed_time(end) / 1000
-        else:
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                model(x)
-            seconds = time.perf_counter() - t0
-    return iters * x.shape[0] / seconds
 
 
 def agreement(ours: torch.nn.Module, official: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
