@@ -397,3 +397,21 @@ def test_probe_points_through_the_lens(kwargs, target):
             lens.model(det_input((2, 3, 256, 192), 8, torch.float32))
     assert len(seen) == len(observed) and set(seen.values()) == {(2, 32, 16, 12)}, seen
     assert {p.kind for p in points} == {"mixer", "freq", "block"}
+
+
+def test_official_mmseg_checkpoint_loads_through_the_spectrum_cli(tmp_path):
+    """``freqlens spectrum --model fdam_deit_t --ckpt iter_160000.pth``: backbone strict, heads ignored."""
+    from typer.testing import CliRunner
+
+    from freqlens.cli import app
+    from freqlens.loading import load_model
+
+    source = timm.create_model("fdam_deit_t", num_classes=0, global_pool="")
+    det_fill_(source, 0)
+    path = tmp_path / "iter_160000.pth"
+    torch.save(_mmseg_checkpoint(source.state_dict()), path)
+    loaded = load_model("fdam_deit_t", path)
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in source.state_dict().items())
+    result = CliRunner().invoke(app, ["spectrum", "--model", "fdam_deit_t", "--ckpt", str(path), "--limit", "1",
+                                      "--device", "cpu", "--quiet", "--probe", "blocks.11", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output

@@ -542,3 +542,28 @@ def test_gradcam_on_the_declared_target():
     assert result.target == model.gradcam_target
     assert result.maps.shape == (2, 64, 64) and torch.isfinite(result.raw).all()
     assert float(result.raw.std()) > 0 and not model.training
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_official_layouts_load_through_freqlens_loader(layout, official_weights, tmp_path):
+    """The path of ``freqlens spectrum --ckpt``: explicit model weights (never silently EMA), strict."""
+    from freqlens.loading import load_model
+
+    weights, ema = official_weights
+    path = tmp_path / "spanetv2.pth"
+    torch.save(LAYOUTS[layout](weights, ema), path)
+    loaded = load_model("test_spanetv2_pure", path)
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in weights.items())
+
+
+def test_spectrum_cli_loads_an_official_checkpoint(official_weights, tmp_path):
+    from typer.testing import CliRunner
+
+    from freqlens.cli import app
+
+    path = tmp_path / "spanetv2_training.pth"
+    torch.save(_timm_training_checkpoint(*official_weights), path)
+    result = CliRunner().invoke(app, ["spectrum", "--model", "test_spanetv2_pure", "--ckpt", str(path), "--limit", "1",
+                                      "--device", "cpu", "--quiet", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "results.json").is_file()

@@ -464,3 +464,15 @@ def test_wave_probe_is_the_input_of_the_cmixer_conv():
     for h in hooks:
         h.remove()
     assert torch.equal(seen["wave"], seen["conv_in"])
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_official_layouts_load_through_freqlens_loader(layout, official_weights, tmp_path, monkeypatch):
+    """The path of ``freqlens spectrum --ckpt spartan_t.pth``."""
+    from freqlens.loading import load_model
+
+    path = tmp_path / "spartan_t.pth"
+    with monkeypatch.context() as mp:
+        torch.save(LAYOUTS[layout](official_weights, mp), path)
+    loaded = load_model("spartan_t", path)
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in official_weights.state_dict().items())
