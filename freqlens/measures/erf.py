@@ -239,23 +239,31 @@ def batch_coupled(model: nn.Module, images: torch.Tensor, points: Sequence[Probe
 
     Every check differentiates a fixed random projection of image 0's whole feature map at the first
     point (the ERF objective itself can be flat, e.g. where relu kills the centre), on the first two
-    images. Strict checks, at the same batch shape (so the same kernels run): its gradient on images 1… must vanish, and its
-    gradient on image 0 must not change when images 1… are replaced by others. Loose check: that
+    images. Strict checks, at the same batch shape (so the same kernels run): its gradient on images 1…
+    must vanish, and its gradient on image 0 must not change when images 1… are replaced by others by
+    more than ten times the run-to-run noise of the same batch. Loose check: that
     gradient must match the one of image 0 run alone (a batch of one may pick other kernels, and TF32
     or reduced precision differ by more than rounding). Tolerances are relative to the largest value.
     """
     images = images[:2]  # two images decide it; a full batch would cost the run two extra batch passes
     reduced = torch.is_autocast_enabled(images.device.type)
+    # TF32 (cuDNN's default for float32 convolutions) rounds like reduced precision between batch shapes
+    tf32 = images.device.type == "cuda" and (torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
     strict, loose = (1e-2, 3e-2) if reduced else (1e-10, 1e-8) if images.dtype == torch.float64 else (1e-5, 1e-3)
-    others = torch.randn(images[1:].shape, generator=torch.Generator().manual_seed(0)).to(images)
+    if tf32 and not reduced and images.dtype == torch.float32:
+        loose = 3e-2
+    others = torch.randn(images[1:].shape, generator=_generator(images.device), device=images.device, dtype=images.dtype)
     batched = _projection_gradient(model, images, points[0])
+    repeated = _projection_gradient(model, images, points[0])
     swapped = _projection_gradient(model, torch.cat([images[:1], others]), points[0])
     alone = _projection_gradient(model, images[:1], points[0])
     scale = alone.abs().max().clamp_min(torch.finfo(alone.dtype).tiny)
     leak = batched[1:].abs().max() / scale
-    swap = (batched[:1] - swapped[:1]).abs().max() / scale
+    # run-to-run noise of the same batch (nondeterministic cuDNN algorithms) sets the swap check's floor
+    noise = (batched[:1] - repeated[:1]).abs().max() / scale
+    swap = (batched[:1] - swapped[:1]).abs().max() / scale / torch.clamp(10 * noise, min=strict)
     mismatch = (batched[:1] - alone).abs().max() / scale
-    checks = torch.stack([leak / strict, swap / strict, mismatch / loose])
+    checks = torch.stack([leak / strict, swap, mismatch / loose])
     return bool((checks > 1).any() or torch.isnan(checks).any())
 
 
@@ -263,9 +271,14 @@ def _projection_gradient(model: nn.Module, images: torch.Tensor, point: ProbePoi
     """Gradient on ``images`` of a fixed random projection of image 0's features at ``point``."""
     x, captured = _forward_capture(model, images, [point])
     feats = captured[point.name][:1]
-    weights = torch.randn(feats.shape, generator=torch.Generator().manual_seed(0)).to(feats)
+    weights = torch.randn(feats.shape, generator=_generator(feats.device), device=feats.device, dtype=feats.dtype)
     (grad,) = torch.autograd.grad((feats * weights).sum(), x)
     return grad
+
+
+def _generator(device: torch.device) -> torch.Generator:
+    """A seeded generator on ``device``: the check's random tensors are made where they are used."""
+    return torch.Generator(device=device).manual_seed(0)
 
 
 def _forward_capture(
