@@ -96,37 +96,18 @@ def spectrum(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
     Returns:
         A :class:`SpectrumReport`.
     """
-    if out is not None:
-        check_output_dir(out, overwrite)
-    if weights not in ("auto", "model", "ema"):
-        raise FreqlensError(f"--weights {weights!r}: weights must be auto, model or ema", exit_code=2)
-    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
-    measure = SpectralEnergy.from_preset(preset) if preset in SpectralEnergy.presets else _unknown_preset(preset)
-    torch.manual_seed(seed)  # random-weight runs are reproducible too
-    loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
-    image_set = images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
-    data_config = loaded.data_config()
-    points = choose_probe_points(loaded.model, probes, tuple(data_config["input_size"]))
-    transform = timm.data.create_transform(**data_config, is_training=False)
-    loader = make_loader(image_set, transform, batch_size, num_workers)
-    stream(loaded.model, points, loader, lambda point, feats: measure.update({point.name: feats}),
-           device=torch_device, dtype=torch_dtype, progress=progress)
+    setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
+    measure = _measure(SpectralEnergy, preset)
+    config = setup.loaded.data_config()
+    points = choose_probe_points(setup.loaded.model, probes, tuple(config["input_size"]))
+    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+    stream(setup.loaded.model, points, loader, lambda point, feats: measure.update({point.name: feats}),
+           device=setup.device, dtype=setup.dtype, progress=progress)
     measure.sync()
-    report = SpectrumReport(
-        result=measure.compute(),
-        points=points,
-        provenance=provenance(model=loaded.provenance(), images=image_set.provenance(), preprocessing=_jsonable_cfg(data_config),
-                              measure={"name": measure.name, **measure.settings(), "probe_patterns": list(probes)},
-                              device=torch_device, dtype=torch_dtype, seed=seed),
-    )
+    report = SpectrumReport(measure.compute(), points, setup.provenance(measure.name, measure.settings(), config, probes))
     if out is not None and rank_and_world()[0] == 0:
         report.write(out, overwrite)
     return report
-
-
-def _unknown_preset(preset: str) -> SpectralEnergy:
-    raise FreqlensError(f"unknown spectrum preset {preset!r}", hint=f"known presets: {', '.join(SpectralEnergy.presets)}",
-                        exit_code=2)
 
 
 def _as_loaded(model: str | nn.Module | LoadedModel, ckpt, weights, trust, device: torch.device) -> LoadedModel:
@@ -277,11 +258,19 @@ class _Setup:
     def prepare(cls, model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite) -> "_Setup":
         if out is not None:
             check_output_dir(out, overwrite)
+        if weights not in ("auto", "model", "ema"):
+            raise UsageError(f"--weights {weights!r}: weights must be auto, model or ema")
         torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+        torch.manual_seed(seed)  # before the model is built: random-weight runs are reproducible too
         loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
         image_set = images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
-        torch.manual_seed(seed)
         return cls(loaded, image_set, torch_device, torch_dtype, seed)
+
+    def provenance(self, name: str, settings: dict[str, Any], config: dict[str, Any], probes: Sequence[str]) -> dict[str, Any]:
+        """The provenance block of this run's results."""
+        return provenance(model=self.loaded.provenance(), images=self.image_set.provenance(),
+                          preprocessing=_jsonable_cfg(config), measure={"name": name, **settings, "probe_patterns": list(probes)},
+                          device=self.device, dtype=self.dtype, seed=self.seed)
 
     def finish(self, measure: Measure, points: list[ProbePoint], config: dict[str, Any], probes: Sequence[str],
                out: str | Path | None, overwrite: bool) -> MeasureReport:
@@ -295,10 +284,7 @@ class _Setup:
             measure=name,
             result=result,
             points=points,
-            provenance=provenance(model=self.loaded.provenance(), images=self.image_set.provenance(),
-                                  preprocessing=_jsonable_cfg(config),
-                                  measure={"name": name, **settings, "probe_patterns": list(probes)},
-                                  device=self.device, dtype=self.dtype, seed=self.seed),
+            provenance=self.provenance(name, settings, config, probes),
         )
         if out is not None and rank_and_world()[0] == 0:
             report.write(out, overwrite)

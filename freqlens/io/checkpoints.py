@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping
 import torch
 
 from freqlens.errors import FreqlensError
-from freqlens.io import standins  # noqa: F401  (allowlists the metadata stand-ins with torch)
+from freqlens.io import standins
 
 WeightsChoice = Literal["auto", "model", "ema"]
 MODEL_KEYS = ("model", "state_dict", "module", "net", "network", "params")
@@ -75,6 +75,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
             raise FreqlensError(f"checkpoint {str(path)!r} could not be read: {exc}") from exc
+    standins.register()
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

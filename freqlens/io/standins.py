@@ -72,7 +72,16 @@ _NUMPY_DTYPES = [type(np.dtype(code)) for code in ("f2", "f4", "f8", "i1", "i2",
 PLAIN_GLOBALS: list[Any] = [typing.Any, collections.defaultdict, dict, list, set, tuple, int, float, str, bool, bytes,
                             argparse.Namespace, np.ndarray, np.dtype, *_NUMPY_DTYPES]
 
-torch.serialization.add_safe_globals([*STANDINS, *PLAIN_GLOBALS])
+
+
+def register() -> None:
+    """Allowlist every stand-in with torch (again where something removed one: torch's ``safe_globals``
+    context manager, which timm's loader uses, removes on exit what it added even if it was there before)."""
+    present = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([g for g in [*STANDINS, *PLAIN_GLOBALS] if g not in present])
+
+
+register()
 
 
 def to_plain(obj: Any) -> Any:
