@@ -28,6 +28,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from freqlens.lens.lens import Lens, preserved_state
 from freqlens.lens.probes import ProbePoint
 from freqlens.measures.base import Measure, register_measure
+from freqlens.measures.fourier import normalised_radius
 
 
 # -- pure functions --------------------------------------------------------------------------------
@@ -51,18 +52,6 @@ def fourier_basis(size: tuple[int, int], freqs: torch.Tensor, dtype: torch.dtype
     n = torch.arange(w, dtype=torch.float64, device=freqs.device)
     theta = 2 * math.pi * (freqs[:, 0, None, None] * m[:, None] / h + freqs[:, 1, None, None] * n / w)
     return ((torch.cos(theta) - torch.sin(theta)) / math.sqrt(h * w)).to(dtype)
-
-
-def normalised_radius(h: int, w: int, centred: bool = True, device: torch.device | None = None) -> torch.Tensor:
-    """Radius sqrt(fy² + fx²) / f_Nyquist of each frequency of an (H, W) spectrum, 0 … √2.
-
-    >>> normalised_radius(4, 4)[2]
-    tensor([1.0000, 0.5000, 0.0000, 0.5000], dtype=torch.float64)
-    """
-    fy = torch.fft.fftfreq(h, dtype=torch.float64, device=device)
-    fx = torch.fft.fftfreq(w, dtype=torch.float64, device=device)
-    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) / 0.5
-    return torch.fft.fftshift(radius) if centred else radius
 
 
 def band_filter(images: torch.Tensor, cutoff: float, keep: Literal["low", "high"] = "low") -> torch.Tensor:

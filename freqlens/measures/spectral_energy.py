@@ -21,6 +21,7 @@ from typing import Mapping
 import torch
 
 from freqlens.measures.base import Measure, register_measure
+from freqlens.measures.fourier import normalised_radius
 
 EPS = 1e-6  # inside the log, as in the reference notebook
 
@@ -71,13 +72,6 @@ def centre(spectrum: torch.Tensor) -> torch.Tensor:
     """Move the zero frequency to (H//2, W//2): ``roll`` by half the size, i.e. fftshift."""
     h, w = spectrum.shape[-2:]
     return torch.roll(spectrum, shifts=(h // 2, w // 2), dims=(-2, -1))
-
-
-def radial_frequency(h: int, w: int) -> torch.Tensor:
-    """Normalised radius r = sqrt(fy² + fx²) / f_Nyquist of each entry of a centred (H, W) map, 0 … √2."""
-    fy = torch.fft.fftshift(torch.fft.fftfreq(h, dtype=torch.float64))
-    fx = torch.fft.fftshift(torch.fft.fftfreq(w, dtype=torch.float64))
-    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) / 0.5
 
 
 @dataclasses.dataclass
@@ -184,7 +178,7 @@ class SpectralEnergy(Measure):
         ks = torch.arange(k)
         diag = logamp[h // 2 + ks, w // 2 + ks]
         relative = diag - diag[0]
-        radius = radial_frequency(h, w)
+        radius = normalised_radius(h, w)
         edges = torch.linspace(0.0, math.sqrt(2), self.radial_bins + 1, dtype=torch.float64)
         which = torch.bucketize(radius, edges[1:-1], right=True)
         sums = torch.zeros(self.radial_bins, dtype=torch.float64).index_add_(0, which.flatten(), power.flatten())

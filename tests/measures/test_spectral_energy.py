@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from freqlens.lens import Lens, ProbePoint, default_probe_points
-from freqlens.measures.spectral_energy import SpectralEnergy, radial_frequency
+from freqlens.measures.fourier import normalised_radius
+from freqlens.measures.spectral_energy import SpectralEnergy
 
 
 def _run(x: torch.Tensor, name: str = "x", batch: int | None = None) -> SpectralEnergy:
@@ -46,10 +47,10 @@ def test_white_noise_spectrum_is_flat():
     torch.manual_seed(0)
     h = w = 12
     spec = _run(torch.randn(400, 8, h, w), batch=64).compute()["x"]
-    ac = spec.power[radial_frequency(h, w) > 0]
+    ac = spec.power[normalised_radius(h, w) > 0]
     assert ac.mean() == pytest.approx(h * w, rel=0.02)  # E|X(k)|² = H·W·σ²
     assert float(ac.std() / ac.mean()) < 0.05
-    radius = radial_frequency(h, w)
+    radius = normalised_radius(h, w)
     share_of_frequencies = float((radius > 0.5).sum() / (radius > 0).sum())
     assert spec.hf_fraction == pytest.approx(share_of_frequencies, abs=0.01)
 
@@ -91,7 +92,7 @@ def test_box_blur_scales_power_by_its_transfer_function():
     transfer = ((1 + 2 * torch.cos(2 * math.pi * fy))[:, None] * (1 + 2 * torch.cos(2 * math.pi * fx))[None, :] / 9) ** 2
     p_in, p_out = result["0"].power, result["1"].power
     assert torch.allclose(p_out, transfer * p_in, rtol=1e-4, atol=1e-6 * float(p_in.max()))
-    radius = radial_frequency(h, w)
+    radius = normalised_radius(h, w)
     expected = float((transfer * p_in)[radius > 0.5].sum() / (transfer * p_in)[radius > 0].sum())
     assert result["1"].hf_fraction == pytest.approx(expected, rel=1e-4)
     assert result["1"].hf_fraction < 0.3 * result["0"].hf_fraction  # the blur really removes high frequencies
