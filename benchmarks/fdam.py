@@ -2,10 +2,10 @@
 
 Needs the official file at the pinned commit (not part of freqlens), e.g.::
 
-    mkdir -p /tmp/fdam_official
+    mkdir -p .official/fdam
     git --git-dir=<mirror of Linwei-Chen/FDAM> show \\
-        210232fc807bcaf55bfe799f848fcac20fbb5427:FDAM_mmseg/mmcv_custom/deit_fdam.py > /tmp/fdam_official/deit_fdam.py
-    python benchmarks/fdam.py --official-src /tmp/fdam_official --device cuda
+        210232fc807bcaf55bfe799f848fcac20fbb5427:FDAM_mmseg/mmcv_custom/deit_fdam.py > .official/fdam/deit_fdam.py
+    python benchmarks/fdam.py --official-src .official/fdam --device cuda
 
 The official module imports mmcv, mmseg and einops at module level; where they are missing this script
 installs inert stand-ins (a plain ``nn.Module`` base class, no-op registries, a logger; ``einops`` is only

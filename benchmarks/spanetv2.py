@@ -3,8 +3,8 @@
 Needs the official model file at the pinned commit (not part of freqlens), e.g.::
 
     git --git-dir=<mirror of DoranLyong/SPANetV2-official> show \\
-        8a490a6b3e70d166d8566e4227daa04752945b43:image_classification/models/spanetv2.py > /tmp/spanetv2_official.py
-    python benchmarks/spanetv2.py --official-file /tmp/spanetv2_official.py --device cuda
+        8a490a6b3e70d166d8566e4227daa04752945b43:image_classification/models/spanetv2.py > .official/spanetv2_official.py
+    python benchmarks/spanetv2.py --official-file .official/spanetv2_official.py --device cuda
 
 The official file imports ``timm.models.layers.helpers`` (timm 0.6); it is pointed at ``timm.layers.helpers``.
 Its ``@register_model`` entrypoints re-register our variant names in timm, so both models are built by calling

@@ -3,8 +3,8 @@
 Needs the official source at the pinned commit (not part of freqlens), e.g.::
 
     git --git-dir=<mirror of henry-pay/SpaRTAN> archive 1715a4308cbaac521abafd97c63068158c2716da src \\
-        | tar -x -C /tmp/spartan_official
-    python benchmarks/spartan.py --official-src /tmp/spartan_official/src --device cuda
+        | tar -x -C .official/spartan
+    python benchmarks/spartan.py --official-src .official/spartan/src --device cuda
 
 Both models get the same deterministic weights; the script first checks that their logits agree, then
 times eval-mode forwards (CUDA events, warm-up excluded) and prints one JSON line per setting with

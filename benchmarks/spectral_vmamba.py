@@ -9,9 +9,9 @@ Against the official implementation at the pinned commit: extract it, build its 
 ``triton`` importable (the official ``vmamba.py`` imports them at module level)::
 
     git --git-dir=<mirror of Sahardastani/spectral_vmamba> archive 389a8be69919579dac8483d630708e25872774ba \\
-        | tar -x -C /tmp/svm_official
-    (cd /tmp/svm_official/kernels/selective_scan && pip install --no-build-isolation .)
-    python benchmarks/spectral_vmamba.py --official-src /tmp/svm_official --device cuda
+        | tar -x -C .official/spectral_vmamba
+    (cd .official/spectral_vmamba/kernels/selective_scan && pip install --no-build-isolation .)
+    python benchmarks/spectral_vmamba.py --official-src .official/spectral_vmamba --device cuda
 
 Both models get the same weights (ours, copied into the official one; its ResNet-18 comes from torchvision
 instead of a ``torch.hub`` download). The official stage-0 order is captured and injected into ours, and the
