@@ -1,6 +1,7 @@
 """freqlens: how vision backbones treat frequency.
 
-Importing freqlens registers the model zoo with timm (``freqlens.models``) and every measure.
+Importing freqlens registers the model zoo (``freqlens.models``) and the probe-suite models with timm;
+``freqlens.spectrum(...)``, ``freqlens.report(...)`` and the other analyses are the API of ``freqlens.api``.
 """
 from freqlens.errors import FreqlensError, UsageError
 from freqlens.io import standins as _standins  # noqa: F401  (official checkpoints' metadata loads safely)

@@ -23,8 +23,9 @@ image (``on_coupling="per_sample"``) or refused (``"error"``).
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -247,16 +248,13 @@ def batch_coupled(model: nn.Module, images: torch.Tensor, points: Sequence[Probe
     """
     images = images[:2]  # two images decide it; a full batch would cost the run two extra batch passes
     reduced = torch.is_autocast_enabled(images.device.type)
-    # TF32 (cuDNN's default for float32 convolutions) rounds like reduced precision between batch shapes
-    tf32 = images.device.type == "cuda" and (torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
     strict, loose = (1e-2, 3e-2) if reduced else (1e-10, 1e-8) if images.dtype == torch.float64 else (1e-5, 1e-3)
-    if tf32 and not reduced and images.dtype == torch.float32:
-        loose = 3e-2
     others = torch.randn(images[1:].shape, generator=_generator(images.device), device=images.device, dtype=images.dtype)
-    batched = _projection_gradient(model, images, points[0])
-    repeated = _projection_gradient(model, images, points[0])
-    swapped = _projection_gradient(model, torch.cat([images[:1], others]), points[0])
-    alone = _projection_gradient(model, images[:1], points[0])
+    with _without_tf32():  # TF32 (cuDNN's default for float32 convs) differs between batch shapes far beyond 1e-3
+        batched = _projection_gradient(model, images, points[0])
+        repeated = _projection_gradient(model, images, points[0])
+        swapped = _projection_gradient(model, torch.cat([images[:1], others]), points[0])
+        alone = _projection_gradient(model, images[:1], points[0])
     scale = alone.abs().max().clamp_min(torch.finfo(alone.dtype).tiny)
     leak = batched[1:].abs().max() / scale
     # run-to-run noise of the same batch (nondeterministic cuDNN algorithms) sets the swap check's floor
@@ -274,6 +272,17 @@ def _projection_gradient(model: nn.Module, images: torch.Tensor, point: ProbePoi
     weights = torch.randn(feats.shape, generator=_generator(feats.device), device=feats.device, dtype=feats.dtype)
     (grad,) = torch.autograd.grad((feats * weights).sum(), x)
     return grad
+
+
+@contextlib.contextmanager
+def _without_tf32() -> Iterator[None]:
+    """Full float32 matmuls and convolutions inside the block; the caller's flags come back after."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _generator(device: torch.device) -> torch.Generator:
