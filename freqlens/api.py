@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import timm
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from freqlens.errors import FreqlensError, UsageError
 from freqlens.io.images import ImageSet, find_images, sample_images_dir
@@ -98,11 +99,7 @@ def spectrum(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
     """
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
     measure = _measure(SpectralEnergy, preset)
-    config = setup.loaded.data_config()
-    points = choose_probe_points(setup.loaded.model, probes, tuple(config["input_size"]))
-    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
-    stream(setup.loaded.model, points, loader, lambda point, feats: measure.update({point.name: feats}),
-           device=setup.device, dtype=setup.dtype, progress=progress)
+    config, points = setup.stream_features(measure, probes, batch_size, num_workers, progress)
     measure.sync()
     report = SpectrumReport(measure.compute(), points, setup.provenance(measure.name, measure.settings(), config, probes))
     if out is not None and rank_and_world()[0] == 0:
@@ -175,7 +172,7 @@ def erf(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | No
     config = {**setup.loaded.data_config(), "input_size": (3, size, size), "crop_pct": 1.0, "crop_mode": "squash"}
     points = choose_probe_points(setup.loaded.model, probes, config["input_size"]) if probes else None
     measure = _measure(EffectiveReceptiveField, preset, points=points, input_size=size, on_coupling=on_coupling)
-    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+    loader = setup.loader(config, batch_size, num_workers)
     feed(setup.loaded.model, loader, lambda x, _labels, _indices: measure.update(setup.loaded.model, x),
          device=setup.device, dtype=setup.dtype, labelled=False, progress=progress)
     return setup.finish(measure, list(measure.points or []), config, probes, out, overwrite)
@@ -201,7 +198,7 @@ def interactions(model: str | nn.Module | LoadedModel, images: str | Path | Imag
     overrides = {k: v for k, v in {"grid": grid, "pairs": pairs, "contexts": contexts}.items() if v is not None}
     measure = _measure(InteractionOrder, preset, target=target, seed=seed, batch_size=batch_size, **overrides)
     config = setup.loaded.data_config()
-    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), 1, num_workers)
+    loader = setup.loader(config, 1, num_workers)
     feed(setup.loaded.model, loader, lambda x, labels, indices: measure.update(setup.loaded.model, x, labels, indices),
          device=setup.device, dtype=setup.dtype, labelled=setup.image_set.has_labels, progress=progress)
     return setup.finish(measure, [], config, (), out, overwrite)
@@ -215,11 +212,7 @@ def rank(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | N
     """Rank collapse (measures.md §4) at every probe point of ``model`` over ``images``."""
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
     measure = _measure(RankCollapse, preset)
-    config = setup.loaded.data_config()
-    points = choose_probe_points(setup.loaded.model, probes, tuple(config["input_size"]))
-    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
-    stream(setup.loaded.model, points, loader, lambda point, feats: measure.update({point.name: feats}),
-           device=setup.device, dtype=setup.dtype, progress=progress)
+    config, points = setup.stream_features(measure, probes, batch_size, num_workers, progress)
     return setup.finish(measure, points, config, probes, out, overwrite)
 
 
@@ -238,7 +231,7 @@ def rotation(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
     points = choose_probe_points(setup.loaded.model, probes, tuple(config["input_size"]))
     overrides = {k: v for k, v in {"angles": angles, "interpolation": interpolation}.items() if v is not None}
     measure = _measure(RotationConsistency, preset, points=points, **overrides)
-    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+    loader = setup.loader(config, batch_size, num_workers)
     feed(setup.loaded.model, loader, lambda x, labels, _indices: measure.update(setup.loaded.model, x, labels),
          device=setup.device, dtype=setup.dtype, labelled=setup.image_set.has_labels, progress=progress)
     return setup.finish(measure, points, config, probes, out, overwrite)
@@ -265,6 +258,21 @@ class _Setup:
         loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
         image_set = images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
         return cls(loaded, image_set, torch_device, torch_dtype, seed)
+
+    def loader(self, config: dict[str, Any], batch_size: int, num_workers: int) -> DataLoader:
+        """This rank's share of the images through the eval transform of ``config``."""
+        return make_loader(self.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+
+    def stream_features(self, measure: Measure, probes: Sequence[str], batch_size: int, num_workers: int,
+                        progress: bool) -> tuple[dict[str, Any], list[ProbePoint]]:
+        """Feed a probe-point measure (``update({name: features})``) every image at the model's own
+        preprocessing; returns that preprocessing and the probe points."""
+        config = self.loaded.data_config()
+        points = choose_probe_points(self.loaded.model, probes, tuple(config["input_size"]))
+        stream(self.loaded.model, points, self.loader(config, batch_size, num_workers),
+               lambda point, feats: measure.update({point.name: feats}), device=self.device, dtype=self.dtype,
+               progress=progress)
+        return config, points
 
     def provenance(self, name: str, settings: dict[str, Any], config: dict[str, Any], probes: Sequence[str]) -> dict[str, Any]:
         """The provenance block of this run's results."""
@@ -348,7 +356,7 @@ def gradcam(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet 
         for key in ("maps", "raw", "classes"):
             parts[key].append(getattr(maps, key).cpu())
 
-    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+    loader = setup.loader(config, batch_size, num_workers)
     feed(net, loader, update, device=setup.device, dtype=setup.dtype, labelled=False, progress=progress)
     result = {
         "method": method, "target": target,
@@ -420,7 +428,7 @@ def response(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
             transfer_fn.update(net, x)
         band.update(net, x, labels)
 
-    loader = make_loader(setup.image_set, timm.data.create_transform(**config, is_training=False), batch_size, num_workers)
+    loader = setup.loader(config, batch_size, num_workers)
     feed(net, loader, update, device=setup.device, dtype=setup.dtype, labelled=labelled, progress=progress)
     for measure in measures:
         measure.sync()
