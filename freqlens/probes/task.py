@@ -30,6 +30,7 @@ import math
 from typing import Literal
 
 import torch
+from freqlens.measures.fourier import normalised_radius
 
 Band = tuple[float, float]
 
@@ -105,9 +106,7 @@ def label_band(task: str | ProbeTask) -> Band:
 
 def radial_frequency(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
     """Radial frequency in cycles/pixel of every ``fft2`` bin of an (height, width) image, unshifted."""
-    fy = torch.fft.fftfreq(height, device=device, dtype=torch.float64)
-    fx = torch.fft.fftfreq(width, device=device, dtype=torch.float64)
-    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    return 0.5 * normalised_radius(height, width, centred=False, device=device)  # Nyquist is 0.5 cycles/px
 
 
 def band_mask(height: int, width: int, band: Band, device: torch.device | None = None) -> torch.Tensor:
