@@ -30,6 +30,7 @@ import math
 from typing import Literal
 
 import torch
+
 from freqlens.measures.fourier import normalised_radius
 
 Band = tuple[float, float]
