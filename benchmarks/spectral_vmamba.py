@@ -4,14 +4,17 @@ Ours alone (no official code needed)::
 
     python benchmarks/spectral_vmamba.py --device cuda
 
-Against the official implementation at the pinned commit: extract it, build its CUDA scan kernel
-(``kernels/selective_scan``, provides ``selective_scan_cuda_oflex``) and have ``einops``, ``fvcore`` and
-``triton`` importable (the official ``vmamba.py`` imports them at module level)::
+Against the official implementation at the pinned commit: extract it and build its CUDA scan kernel in
+place (``spectral_vmamba_official.sh`` applies the CUDA-13 build shims, none touching the math; the
+extension ``selective_scan_cuda_oflex`` is then imported from ``kernels/selective_scan``)::
 
-    git --git-dir=<mirror of Sahardastani/spectral_vmamba> archive 389a8be69919579dac8483d630708e25872774ba \\
-        | tar -x -C .official/spectral_vmamba
-    (cd .official/spectral_vmamba/kernels/selective_scan && pip install --no-build-isolation .)
+    benchmarks/spectral_vmamba_official.sh prepare <git dir of Sahardastani/spectral_vmamba> .official/spectral_vmamba
+    benchmarks/spectral_vmamba_official.sh build .official/spectral_vmamba          # on the GPU machine
     python benchmarks/spectral_vmamba.py --official-src .official/spectral_vmamba --device cuda
+
+The official ``vmamba.py`` imports ``einops``, ``timm`` and ``triton`` (its Triton cross-scan kernels are
+defined, not run, on this path), which must be installed; ``fvcore`` and ``matplotlib`` are replaced by
+stubs when not installed (FLOP counter only / imported unused).
 
 Both models get the same weights (ours, copied into the official one; its ResNet-18 comes from torchvision
 instead of a ``torch.hub`` download). The official stage-0 order is captured and injected into ours, and the
@@ -23,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import sys
+import types
 from pathlib import Path
 
 import timm
@@ -40,7 +45,18 @@ CONFIGS = {"spectral_vmamba_t": (2, 2, 5, 2), "spectral_vmamba_s": (2, 2, 15, 2)
 def official_model(src: Path, depths: tuple[int, ...]) -> torch.nn.Module:
     """The official ``VSSM`` as ``build_model(config)`` makes it (kwargs of ``spectral_vmamba_*_224.yaml``)."""
     torch.hub.load = lambda *args, **kwargs: torchvision.models.resnet18(weights=None)  # no download
-    sys.path.insert(0, str(src / "classification" / "models"))
+    if "fvcore" not in sys.modules and importlib.util.find_spec("fvcore") is None:  # for VSSM.flops() only
+        fvcore, nn_mod = types.ModuleType("fvcore"), types.ModuleType("fvcore.nn")
+        nn_mod.FlopCountAnalysis = nn_mod.flop_count_str = nn_mod.flop_count = nn_mod.parameter_count = None
+        fvcore.nn = nn_mod
+        sys.modules.update({"fvcore": fvcore, "fvcore.nn": nn_mod})
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:  # imported, never used
+        mpl, pyplot = types.ModuleType("matplotlib"), types.ModuleType("matplotlib.pyplot")
+        mpl.pyplot = pyplot
+        sys.modules.update({"matplotlib": mpl, "matplotlib.pyplot": pyplot})
+    for sub in ("kernels/selective_scan", "classification/models"):
+        sys.path.insert(0, str(src / sub))
+    importlib.import_module("selective_scan_cuda_oflex")  # csms6s.py swallows this ImportError; fail here instead
     vmamba = importlib.import_module("vmamba")
     return vmamba.VSSM(
         patch_size=16, in_chans=3, num_classes=1000, depths=list(depths), dims=256, ssm_d_state=1, ssm_ratio=2.0,
