@@ -15,7 +15,8 @@ Reference: Ding et al., "Scaling Up Your Kernels to 31x31: Revisiting Large Kern
    (side 3, never 1) and stops before i = H//2; where no square qualifies the ratio is None.
 
 One backward per batch is exact when no image's output depends on another image of the batch. The
-first batch of two or more images checks this (``coupling_check``, see ``batch_coupled``): the
+first batch of two or more images checks this on its first two images, shrunk to a 256-pixel short
+side where the model takes that (``coupling_check``, see ``batch_coupled``): the
 gradient of (a random projection of) image 0's features must vanish on the other images, must not
 change when the other images change, and must equal the gradient of image 0 run alone. A coupled
 model (batch statistics in the forward, e.g. Spectral VMamba's scan order) is then measured image by
@@ -161,7 +162,7 @@ class EffectiveReceptiveField(Measure):
         if self.points is None:
             self.points = points
         if self.coupling_check and self.coupled is None and images.shape[0] > 1:
-            self.coupled = batch_coupled(model, images, points)
+            self.coupled = batch_coupled(model, _check_images(model, images, points), points)
             if self.coupled and self.on_coupling == "error":
                 raise FreqlensError(
                     f"erf: {type(model).__name__} couples the images of a batch (an image's gradient "
@@ -263,6 +264,30 @@ def batch_coupled(model: nn.Module, images: torch.Tensor, points: Sequence[Probe
     mismatch = (batched[:1] - alone).abs().max() / scale
     checks = torch.stack([leak / strict, swap, mismatch / loose])
     return bool((checks > 1).any() or torch.isnan(checks).any())
+
+
+CHECK_SIDE = 256
+
+
+def _check_images(model: nn.Module, images: torch.Tensor, points: Sequence[ProbePoint]) -> torch.Tensor:
+    """The first two images, shrunk to a CHECK_SIDE short side when the model takes that size.
+
+    Coupling is a property of the model's batch-wise operations, not of the resolution, and at 1024² the
+    check's four extra passes (TF32 off) would cost as much as a third of a 50-image run; a model with a
+    fixed input size is checked at full size.
+    """
+    images = images[:2]
+    h, w = images.shape[-2:]
+    if min(h, w) <= CHECK_SIDE:
+        return images
+    scale = CHECK_SIDE / min(h, w)
+    small = torch.nn.functional.interpolate(images, size=(round(h * scale), round(w * scale)), mode="area")
+    try:
+        with torch.no_grad():
+            _forward_capture(model, small[:1], points[:1])
+    except (RuntimeError, ValueError, AssertionError, FreqlensError):  # fixed-size models (pos. embeddings, masks)
+        return images
+    return small
 
 
 def _projection_gradient(model: nn.Module, images: torch.Tensor, point: ProbePoint) -> torch.Tensor:
