@@ -15,7 +15,7 @@ Reference: Ding et al., "Scaling Up Your Kernels to 31x31: Revisiting Large Kern
    (side 3, never 1) and stops before i = H//2; where no square qualifies the ratio is None.
 
 One backward per batch is exact when no image's output depends on another image of the batch. The
-first batch of two or more images checks this on its first two images, shrunk to a 256-pixel short
+first batch of two or more images checks this on its first two images, shrunk to a 128-pixel short
 side where the model takes that (``coupling_check``, see ``batch_coupled``): the
 gradient of (a random projection of) image 0's features must vanish on the other images, must not
 change when the other images change, and must equal the gradient of image 0 run alone. A coupled
@@ -58,6 +58,25 @@ def erf_heatmap(mean_map: torch.Tensor) -> torch.Tensor:
     return data / top if top > 0 else data
 
 
+def area_ratios(heatmap: torch.Tensor, thresholds: Sequence[float]) -> dict[float, tuple[int, float] | None]:
+    """``area_ratio`` for several thresholds from one integral image."""
+    h, w = heatmap.shape
+    total = float(heatmap.sum())
+    sides = torch.arange(1, min(h, w) // 2)  # half-sides i; min(h, w) keeps non-square maps in bounds
+    if total <= 0 or sides.numel() == 0:
+        return {t: None for t in thresholds}
+    integral = torch.nn.functional.pad(heatmap.to(torch.float64).cumsum(0).cumsum(1), (1, 0, 1, 0))
+    top, bottom = h // 2 - sides, h // 2 + 1 + sides
+    left, right = w // 2 - sides, w // 2 + 1 + sides
+    sums = integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
+    found: dict[float, tuple[int, float] | None] = {}
+    for t in thresholds:
+        hits = torch.nonzero(sums / total > t)
+        side = 2 * int(sides[hits[0, 0]]) + 1 if hits.numel() else None
+        found[t] = (side, side / h * side / w) if side else None
+    return found
+
+
 def area_ratio(heatmap: torch.Tensor, threshold: float) -> tuple[int, float] | None:
     """(side, side²/(H·W)) of the smallest centred square (side 2i+1, i >= 1) holding > ``threshold``.
 
@@ -68,20 +87,7 @@ def area_ratio(heatmap: torch.Tensor, threshold: float) -> tuple[int, float] | N
     >>> area_ratio(torch.ones(8, 8), 0.1)
     (3, 0.140625)
     """
-    h, w = heatmap.shape
-    total = float(heatmap.sum())
-    sides = torch.arange(1, min(h, w) // 2)  # half-sides i; min(h, w) keeps non-square maps in bounds
-    if total <= 0 or sides.numel() == 0:
-        return None
-    integral = torch.nn.functional.pad(heatmap.to(torch.float64).cumsum(0).cumsum(1), (1, 0, 1, 0))
-    top, bottom = h // 2 - sides, h // 2 + 1 + sides
-    left, right = w // 2 - sides, w // 2 + 1 + sides
-    sums = integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
-    hits = torch.nonzero(sums / total > threshold)
-    if hits.numel() == 0:
-        return None
-    side = 2 * int(sides[hits[0, 0]]) + 1
-    return side, side / h * side / w
+    return area_ratios(heatmap, [threshold])[threshold]
 
 
 def last_stage_point(points: Sequence[ProbePoint]) -> ProbePoint:
@@ -162,7 +168,7 @@ class EffectiveReceptiveField(Measure):
         if self.points is None:
             self.points = points
         if self.coupling_check and self.coupled is None and images.shape[0] > 1:
-            self.coupled = batch_coupled(model, _check_images(model, images, points), points)
+            self.coupled = _coupled(model, images, points)
             if self.coupled and self.on_coupling == "error":
                 raise FreqlensError(
                     f"erf: {type(model).__name__} couples the images of a batch (an image's gradient "
@@ -207,7 +213,7 @@ class EffectiveReceptiveField(Measure):
             count = float(self.count[name])
             mean_map = self.grad_sum[name].cpu() / count if count > 0 else torch.full_like(self.grad_sum[name].cpu(), math.nan)
             heat = erf_heatmap(mean_map)
-            found = {t: area_ratio(heat, t) if count > 0 else None for t in THRESHOLDS}
+            found = area_ratios(heat, THRESHOLDS) if count > 0 else {t: None for t in THRESHOLDS}
             points.append(
                 {
                     "name": name,
@@ -266,28 +272,26 @@ def batch_coupled(model: nn.Module, images: torch.Tensor, points: Sequence[Probe
     return bool((checks > 1).any() or torch.isnan(checks).any())
 
 
-CHECK_SIDE = 256
+CHECK_SIDE = 128
 
 
-def _check_images(model: nn.Module, images: torch.Tensor, points: Sequence[ProbePoint]) -> torch.Tensor:
-    """The first two images, shrunk to a CHECK_SIDE short side when the model takes that size.
+def _coupled(model: nn.Module, images: torch.Tensor, points: Sequence[ProbePoint]) -> bool:
+    """``batch_coupled`` on the first two images, shrunk to a CHECK_SIDE short side when the model takes that.
 
     Coupling is a property of the model's batch-wise operations, not of the resolution, and at 1024² the
-    check's four extra passes (TF32 off) would cost as much as a third of a 50-image run; a model with a
-    fixed input size is checked at full size.
+    check's four extra passes (TF32 off) would cost as much as a third of a 50-image run. A model that
+    refuses the small size (fixed position embeddings, masks) is checked at full size.
     """
     images = images[:2]
     h, w = images.shape[-2:]
-    if min(h, w) <= CHECK_SIDE:
-        return images
-    scale = CHECK_SIDE / min(h, w)
-    small = torch.nn.functional.interpolate(images, size=(round(h * scale), round(w * scale)), mode="area")
-    try:
-        with torch.no_grad():
-            _forward_capture(model, small[:1], points[:1])
-    except (RuntimeError, ValueError, AssertionError, FreqlensError):  # fixed-size models (pos. embeddings, masks)
-        return images
-    return small
+    if min(h, w) > CHECK_SIDE:
+        scale = CHECK_SIDE / min(h, w)
+        small = torch.nn.functional.interpolate(images, size=(round(h * scale), round(w * scale)), mode="area")
+        try:
+            return batch_coupled(model, small, points)
+        except (RuntimeError, ValueError, AssertionError, FreqlensError):
+            pass  # the model takes only its own size
+    return batch_coupled(model, images, points)
 
 
 def _projection_gradient(model: nn.Module, images: torch.Tensor, point: ProbePoint) -> torch.Tensor:

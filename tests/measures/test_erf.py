@@ -149,24 +149,24 @@ def test_batch_coupling_is_detected_and_measured_per_sample(device, model_cls):
 
 
 class FixedSize(nn.Module):
-    """Refuses any input but 300x300, as models with fixed position embeddings do."""
+    """Refuses any input but 160x160, as models with fixed position embeddings do."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (300, 300):
-            raise AssertionError(f"input must be 300x300, got {tuple(x.shape[-2:])}")
+        if x.shape[-2:] != (160, 160):
+            raise AssertionError(f"input must be 160x160, got {tuple(x.shape[-2:])}")
         return self.conv(x)
 
 
 @pytest.mark.parametrize("model_cls, coupled", [(BatchMixer, True), (DetachedBatchScale, True), (FixedSize, False)])
 def test_large_inputs_are_checked_shrunk_when_the_model_allows(model_cls, coupled):
-    """Above a 256-pixel side the check runs on shrunk copies; the verdict is the same, fixed-size models
+    """Above a 128-pixel side the check runs on shrunk copies; the verdict is the same, fixed-size models
     are checked at full size."""
     torch.manual_seed(4)
-    model, images = model_cls().double(), torch.randn(2, 3, 300, 300, dtype=torch.float64)
+    model, images = model_cls().double(), torch.randn(2, 3, 160, 160, dtype=torch.float64)
     erf = EffectiveReceptiveField(points=[ProbePoint("")], input_size=None)
     erf.update(model, images)
     assert erf.compute()["batch_coupled"] is coupled
