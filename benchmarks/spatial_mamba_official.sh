@@ -6,6 +6,7 @@
 #            cub::CTA_SYNC; Cython, imported unused by a setup.py); no change to any kernel's math.
 #   build:   benchmarks/spatial_mamba_official.sh build DEST   (on the GPU machine; ~2 min with 16 cores)
 set -euo pipefail
+source "$(dirname "$0")/cuda13_shims.sh"
 COMMIT=71221ebfaa5fe797445be0292f0ec7048fe457c1
 
 case "${1:-}" in
@@ -13,23 +14,12 @@ prepare)
     git_dir=$2 dest=$3
     mkdir -p "$dest"
     git --git-dir="$git_dir" archive "$COMMIT" classification/models kernels | tar -x -C "$dest"
-    setup="$dest/kernels/selective_scan/setup.py"
-    python3 - "$setup" <<'EOF'
-import sys
-path = sys.argv[1]
-text = open(path).read()
-for arch in ("70", "80"):
-    line = f'    cc_flag.append("-gencode")\n    cc_flag.append("arch=compute_{arch},code=sm_{arch}")\n'
-    assert line in text, f"sm_{arch} flags not found in {path}"
-    text = text.replace(line, "")
-open(path, "w").write(text)
-EOF
+    drop_old_arch "$dest/kernels/selective_scan/setup.py"
     launch="$dest/kernels/dwconv2d/depthwise_fwd/launch.cu"
     sed -i 's/at::NoGradGuard no_grad;/c10::AutoGradMode no_grad(false);/' "$launch"
     sed -i '1i #include <c10/core/GradMode.h>' "$launch"
     sed -i '/^from Cython.Build import cythonize$/d' "$dest/kernels/dwconv2d/setup.py"  # unused import
-    scan="$dest/kernels/selective_scan/csrc/selective_scan/reverse_scan.cuh"
-    sed -i '/#include "cub_extra.cuh"/a namespace cub {\n__device__ __forceinline__ unsigned int LaneId() { unsigned int id; asm volatile("mov.u32 %0, %%laneid;" : "=r"(id)); return id; }\n__device__ __forceinline__ void CTA_SYNC() { __syncthreads(); }\n}' "$scan"
+    add_cub_lane_shims "$dest/kernels/selective_scan/csrc/selective_scan/reverse_scan.cuh"
     ;;
 build)
     dest=$2

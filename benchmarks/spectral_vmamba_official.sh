@@ -11,6 +11,7 @@
 #            on sys.path. setuptools is imported before setup.py runs: that puts its vendored packaging and
 #            wheel (setup.py imports both) on sys.path, so neither has to be installed.
 set -euo pipefail
+source "$(dirname "$0")/cuda13_shims.sh"
 COMMIT=389a8be69919579dac8483d630708e25872774ba
 
 case "${1:-}" in
@@ -19,20 +20,9 @@ prepare)
     mkdir -p "$dest"
     git --git-dir="$git_dir" archive "$COMMIT" classification/models kernels/selective_scan | tar -x -C "$dest"
     setup="$dest/kernels/selective_scan/setup.py"
-    python3 - "$setup" <<'EOF'
-import sys
-path = sys.argv[1]
-text = open(path).read()
-assert 'MODES = ["oflex"]\n' in text, f"{path} no longer builds oflex only"
-for arch in ("70", "80"):
-    line = f'    cc_flag.extend(["-gencode", "arch=compute_{arch},code=sm_{arch}"])\n'
-    assert line in text, f"sm_{arch} flags not found in {path}"
-    text = text.replace(line, "")
-open(path, "w").write(text)
-EOF
-    scan="$dest/kernels/selective_scan/csrc/selective_scan/reverse_scan.cuh"
-    grep -q '^#include "cub_extra.cuh"$' "$scan"
-    sed -i '/#include "cub_extra.cuh"/a namespace cub {\n__device__ __forceinline__ unsigned int LaneId() { unsigned int id; asm volatile("mov.u32 %0, %%laneid;" : "=r"(id)); return id; }\n__device__ __forceinline__ void CTA_SYNC() { __syncthreads(); }\n}' "$scan"
+    grep -q '^MODES = \["oflex"\]$' "$setup" || { echo "$setup no longer builds oflex only" >&2; exit 1; }
+    drop_old_arch "$setup"
+    add_cub_lane_shims "$dest/kernels/selective_scan/csrc/selective_scan/reverse_scan.cuh"
     ;;
 build)
     dest=$2
