@@ -101,6 +101,7 @@ from timm.models.metaformer import StarReLU
 
 from freqlens.io import standins  # noqa: F401  (allowlists the numpy scalars of mmcv checkpoints' meta)
 from freqlens.lens.probes import ProbePoint
+from freqlens.models._checkpoint import strip_ddp_prefix, unwrap_state_dict
 
 __all__ = ["FdamViT"]
 
@@ -579,11 +580,7 @@ def checkpoint_filter_fn(state_dict: Dict, model: FdamViT) -> Dict[str, torch.Te
     initialise everything but the FDAM parameters (left at the model's init, see ``zero_init_fdam``).
     Our ``norm``/``head`` stay at init when the source has none; DDP ``module.`` prefixes are stripped.
     """
-    for key in ("state_dict", "model"):
-        if isinstance(state_dict.get(key), dict):
-            state_dict = state_dict[key]
-            break
-    state_dict = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    state_dict = strip_ddp_prefix(unwrap_state_dict(state_dict, ("state_dict", "model")))
     if any(k.startswith("backbone.") for k in state_dict):
         state_dict, source = _convert_mmseg(state_dict), "mmseg"
         may_stay_at_init = _is_head_param

@@ -59,6 +59,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
 from freqlens.lens.probes import ProbePoint
+from freqlens.models._checkpoint import strip_ddp_prefix, unwrap_state_dict
 
 __all__ = ["SPANetV2"]
 
@@ -552,23 +553,6 @@ def _check_input(x: torch.Tensor, in_chans: int) -> None:
         )
 
 
-def _unwrap_container(checkpoint: dict) -> dict:
-    """Training / dense checkpoints keep the weights under ``state_dict`` (timm, mmengine) or ``model``.
-
-    timm's own loader has already picked ``state_dict_ema`` when present before this filter runs; called
-    directly, the raw weights win and ``state_dict_ema`` is only the fallback.
-    """
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
-def _strip_prefix(state_dict: dict, prefix: str) -> dict:
-    """Drop a wrapper prefix (DDP ``module.``)."""
-    return {k.removeprefix(prefix): v for k, v in state_dict.items()}
-
-
 def _convert_dense(state_dict: dict) -> dict:
     """mmdet/mmseg checkpoints: keep ``backbone.*`` (minus its per-stage ``norm0..3``), drop neck / heads."""
     out = {}
@@ -596,8 +580,9 @@ def _resize_filters(state_dict: dict, model: nn.Module) -> dict:
 
 def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     """Map an official checkpoint (any layout listed in the module docstring) onto ``model``'s state_dict."""
-    state_dict = _unwrap_container(state_dict)
-    state_dict = _strip_prefix(state_dict, "module.")
+    # timm's own loader has already picked ``state_dict_ema`` when present before this filter runs; called
+    # directly, the raw weights win and ``state_dict_ema`` is only the fallback
+    state_dict = strip_ddp_prefix(unwrap_state_dict(state_dict, ("state_dict", "model", "state_dict_ema")))
     if any(k.startswith("backbone.") for k in state_dict):
         state_dict = _convert_dense(state_dict)
     return _resize_filters(state_dict, model)

@@ -90,6 +90,7 @@ from timm.models._features import feature_take_indices
 
 from freqlens.io import standins  # noqa: F401  (allowlists the OmegaConf classes of official checkpoints)
 from freqlens.lens.probes import ProbePoint
+from freqlens.models._checkpoint import strip_ddp_prefix, unwrap_state_dict
 
 __all__ = ["SpaRTAN"]
 
@@ -450,21 +451,10 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _unwrap_training_checkpoint(checkpoint: dict) -> Dict[str, torch.Tensor]:
-    """The weights in a checkpoint dict: ``model`` (official ``save_checkpoint``), ``state_dict`` or ``model_ema``."""
-    for key in ("model", "state_dict", "model_ema"):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
-def _strip_ddp_prefix(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
-
-
 def checkpoint_filter_fn(state_dict: dict, model: SpaRTAN) -> Dict[str, torch.Tensor]:
     """Official SpaRTAN weights in any known wrapper; the official key names are ours, so nothing is renamed."""
-    return _strip_ddp_prefix(_unwrap_training_checkpoint(state_dict))
+    # ``model`` is what the official ``save_checkpoint`` writes
+    return strip_ddp_prefix(unwrap_state_dict(state_dict, ("model", "state_dict", "model_ema")))
 
 
 def _create_spartan(variant: str, pretrained: bool = False, **kwargs) -> SpaRTAN:

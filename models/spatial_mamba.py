@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from freqlens.lens.probes import ProbePoint
+from freqlens.models._checkpoint import strip_ddp_prefix
 from freqlens.ops.selective_scan import selective_scan
 
 __all__ = ["SpatialMamba"]
@@ -526,7 +527,7 @@ def checkpoint_filter_fn(state_dict: dict, model: SpatialMamba, use_ema: bool = 
         raise ValueError("checkpoint has no 'model_ema' entry; load with use_ema=False")
     elif "state_dict" in state_dict:
         state_dict = state_dict["state_dict"]
-    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    state_dict = strip_ddp_prefix(state_dict)
     if any(k.startswith("backbone.") for k in state_dict):
         return _convert_dense_backbone(state_dict, keep_out_norms=model.out_norms)
     return state_dict

@@ -75,6 +75,7 @@ from timm.models._features import feature_take_indices
 from freqlens.errors import FreqlensError
 from freqlens.io import standins  # noqa: F401  (allowlists yacs CfgNode, the config of official checkpoints)
 from freqlens.lens.probes import ProbePoint
+from freqlens.models._checkpoint import strip_ddp_prefix
 from freqlens.ops.selective_scan import selective_scan
 from freqlens.scan_order import (
     ORDER_MODES, SIGMA_MODES, OrderMode, SigmaMode, derive_scan_order, merge_positions, scan_order_from_coordinates,
@@ -608,13 +609,9 @@ def checkpoint_filter_fn(state_dict: dict, model: SpectralVMamba, weights: str =
         if key not in state_dict:
             raise FreqlensError(f"checkpoint has no {key!r} entry (entries: {sorted(state_dict)})")
         state_dict = state_dict[key]
-    out = {}
-    for k, v in state_dict.items():
-        k = k.removeprefix("module.")
-        if k.endswith("num_batches_tracked") and k not in model.state_dict():
-            continue
-        out[k] = v
-    return out
+    own = model.state_dict().keys()
+    return {k: v for k, v in strip_ddp_prefix(state_dict).items()
+            if not (k.endswith("num_batches_tracked") and k not in own)}
 
 
 def _create_spectral_vmamba(variant: str, pretrained: bool = False, **kwargs) -> SpectralVMamba:
