@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import freqlens  # noqa: F401  (registers the fdam_* variants)
-from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import compare_throughput, fill_weights  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 OUT_INDICES = (2, 5, 8, 11)
 # vit_models_freq kwargs per variant (the released ADE20K config for fdam_deit3_b)
@@ -95,9 +95,7 @@ def main() -> None:
     ours = timm.create_model(args.variant, num_classes=0, global_pool="").eval()
     official = official_model(args.official_src, args.variant).eval()
     generator = torch.Generator().manual_seed(0)
-    for tensor in ours.state_dict().values():
-        tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.2 + 0.9 if tensor.ndim == 1
-                     else torch.randn(tensor.shape, generator=generator) * 0.05)
+    fill_weights(ours, generator)
     official.load_state_dict(ours.state_dict(), strict=True)
     ours, official = ours.to(device), official.to(device)
 
@@ -108,17 +106,8 @@ def main() -> None:
     with torch.inference_mode():
         errors = [float((a - b).norm() / b.norm()) for a, b in zip(run_ours(check), official(check))]
     print(json.dumps({"check": "feature maps ours vs official", "rel_err": errors}), flush=True)
-
-    for dtype in args.dtype:
-        for size in args.size:
-            for batch in args.batch:
-                x = torch.randn(batch, 3, size, size, device=device)
-                theirs = images_per_second(official, x, dtype, args.iters, args.warmup)
-                mine = images_per_second(run_ours, x, dtype, args.iters, args.warmup)
-                print(json.dumps({"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                                  "variant": args.variant, "dtype": dtype, "size": size, "batch": batch,
-                                  "official_img_s": round(theirs, 1), "ours_img_s": round(mine, 1),
-                                  "ratio": round(mine / theirs, 3)}), flush=True)
+    compare_throughput(run_ours, official, device, args.dtype, args.size, args.batch, args.iters, args.warmup,
+                       variant=args.variant)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import timm.layers.helpers
 import torch
 
 from freqlens.models import spanetv2 as ours_module
-from throughput import AUTOCAST, images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import AUTOCAST, compare_throughput  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 
@@ -62,15 +62,8 @@ def main() -> None:
             a, b = ours(check), official(check)
         rel = float((a - b).norm() / b.norm())
         print(json.dumps({"variant": variant, "check": "logits ours vs official", "rel_err": rel}), flush=True)
-        for dtype in args.dtype:
-            for batch in args.batch:
-                x = torch.randn(batch, 3, 224, 224, device=device)
-                theirs = images_per_second(official, x, dtype, args.iters, args.warmup)
-                mine = images_per_second(ours, x, dtype, args.iters, args.warmup)
-                print(json.dumps({"variant": variant,
-                                  "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                                  "dtype": dtype, "batch": batch, "official_img_s": round(theirs, 1),
-                                  "ours_img_s": round(mine, 1), "ratio": round(mine / theirs, 3)}), flush=True)
+        compare_throughput(ours, official, device, args.dtype, [224], args.batch, args.iters, args.warmup,
+                           variant=variant)
 
 
 if __name__ == "__main__":

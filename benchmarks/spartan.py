@@ -23,7 +23,7 @@ import timm
 import torch
 
 import freqlens  # noqa: F401  (registers spartan_t)
-from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import compare_throughput, fill_weights  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 OFFICIAL_BUILD = dict(num_layer=4, layer_depths=[3, 3, 12, 2], expand_ratios=[4, 4, 2, 2], dims=[64, 128, 256],
                       dropout=0.1, init_dim=32)
@@ -55,10 +55,7 @@ def main() -> None:
     ours = timm.create_model("spartan_t").eval()
     official = official_model(args.official_src).eval()
     generator = torch.Generator().manual_seed(0)
-    for tensor in ours.state_dict().values():
-        if tensor.is_floating_point():
-            tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.2 + 0.9 if tensor.ndim == 1
-                         else torch.randn(tensor.shape, generator=generator) * 0.05)
+    fill_weights(ours, generator)
     official.load_state_dict(ours.state_dict(), strict=True)
     ours, official = ours.to(device), official.to(device)
 
@@ -67,16 +64,7 @@ def main() -> None:
         a, b = ours(check), official(check)
     rel = float((a - b).norm() / b.norm())
     print(json.dumps({"check": "logits ours vs official", "rel_err": rel}), flush=True)
-
-    for dtype in args.dtype:
-        for size in args.size:
-            for batch in args.batch:
-                x = torch.randn(batch, 3, size, size, device=device)
-                theirs = images_per_second(official, x, dtype, args.iters, args.warmup)
-                mine = images_per_second(ours, x, dtype, args.iters, args.warmup)
-                print(json.dumps({"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                                  "dtype": dtype, "size": size, "batch": batch, "official_img_s": round(theirs, 1),
-                                  "ours_img_s": round(mine, 1), "ratio": round(mine / theirs, 3)}), flush=True)
+    compare_throughput(ours, official, device, args.dtype, args.size, args.batch, args.iters, args.warmup)
 
 
 if __name__ == "__main__":

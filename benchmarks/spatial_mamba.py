@@ -30,7 +30,7 @@ import torch
 
 import freqlens  # noqa: F401  (registers the zoo)
 from freqlens.ops.selective_scan import selective_scan
-from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import device_name, fill_weights, images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 CONFIGS = {"t": dict(depths=[2, 4, 8, 4], dims=64, drop_path_rate=0.2),
            "s": dict(depths=[2, 4, 21, 5], dims=64, drop_path_rate=0.3),
@@ -174,11 +174,7 @@ def main() -> None:
     for variant in args.variants:
         ours = timm.create_model(f"spatialmamba_{variant}", scan_backend="fast").eval()
         generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for tensor in ours.state_dict().values():
-                if tensor.is_floating_point():
-                    tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.2 + 0.9 if tensor.ndim == 1
-                                 else torch.randn(tensor.shape, generator=generator) * 0.05)
+        fill_weights(ours, generator)
         ours = ours.to(device)
         models = {"ours": ours}
         if args.compile:
@@ -196,8 +192,7 @@ def main() -> None:
                 x = torch.randn(batch, 3, args.size, args.size, device=device)
                 speed = {name: round(images_per_second(m, x, dtype, args.iters, args.warmup), 1)
                          for name, m in models.items()}
-                name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-                record = dict(variant=variant, device=name, dtype=dtype,
+                record = dict(variant=variant, device=device_name(device), dtype=dtype,
                               size=args.size, batch=batch, img_s=speed)
                 if "official" in speed:
                     record["ratio_ours_official"] = round(speed["ours"] / speed["official"], 3)

@@ -37,7 +37,7 @@ import torch
 import torchvision
 
 import freqlens  # noqa: F401  (registers spectral_vmamba_*)
-from throughput import images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import compare_throughput  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 CONFIGS = {"spectral_vmamba_t": (2, 2, 5, 2), "spectral_vmamba_s": (2, 2, 15, 2), "spectral_vmamba_b": (2, 2, 15, 2)}
 
@@ -105,16 +105,8 @@ def main() -> None:
         official.load_state_dict(ours.state_dict(), strict=True)
         x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
         print(json.dumps({"variant": args.variant, "device": str(device), **agreement(ours, official, x)}), flush=True)
-    for size in args.size:
-        for batch in args.batch:
-            x = torch.randn(batch, 3, size, size, device=device)
-            for dtype in args.dtype:
-                row = {"variant": args.variant, "device": str(device), "size": size, "batch": batch, "dtype": dtype,
-                       "ours_img_s": images_per_second(ours, x, dtype, args.iters, args.warmup)}
-                if official is not None:
-                    row["official_img_s"] = images_per_second(official, x, dtype, args.iters, args.warmup)
-                    row["ratio"] = row["ours_img_s"] / row["official_img_s"]
-                print(json.dumps(row), flush=True)
+    compare_throughput(ours, official, device, args.dtype, args.size, args.batch, args.iters, args.warmup,
+                       variant=args.variant)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Images per second of an eval-mode forward: the one timing loop every zoo benchmark shares."""
+"""Images per second of an eval-mode forward, and the ours-vs-official loop every zoo benchmark shares."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable
 
@@ -34,3 +35,38 @@ def images_per_second(model: Callable[[torch.Tensor], object], x: torch.Tensor, 
                 model(x)
             seconds = time.perf_counter() - t0
     return iters * x.shape[0] / seconds
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def fill_weights(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Seeded weights for an ours-vs-official check: vectors (norm scales, biases) near 1, matrices small.
+
+    A freshly built model may have zero-initialised parts (layer scales, heads) that would hide differences.
+    """
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.2 + 0.9 if tensor.ndim == 1
+                             else torch.randn(tensor.shape, generator=generator) * 0.05)
+
+
+def compare_throughput(ours: Callable[[torch.Tensor], object], official: Callable[[torch.Tensor], object] | None,
+                       device: torch.device, dtypes: list[str], sizes: list[int], batches: list[int], iters: int,
+                       warmup: int, **tags) -> None:
+    """Print one JSON line per (dtype, size, batch): images/s of ours and of the official model, and their ratio.
+
+    ``official=None`` times ours alone; ``tags`` (e.g. the variant) lead each line.
+    """
+    for dtype in dtypes:
+        for size in sizes:
+            for batch in batches:
+                x = torch.randn(batch, 3, size, size, device=device)
+                row = {**tags, "device": device_name(device), "dtype": dtype, "size": size, "batch": batch,
+                       "ours_img_s": round(images_per_second(ours, x, dtype, iters, warmup), 1)}
+                if official is not None:
+                    row["official_img_s"] = round(images_per_second(official, x, dtype, iters, warmup), 1)
+                    row["ratio"] = round(row["ours_img_s"] / row["official_img_s"], 3)
+                print(json.dumps(row), flush=True)
