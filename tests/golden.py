@@ -1,4 +1,4 @@
-"""Golden-file checks shared by every zoo family (protocol: ../shared/golden/README.md)."""
+"""Checks shared by every zoo family: golden files (protocol: ../shared/golden/README.md) and probe points."""
 from __future__ import annotations
 
 import importlib.util
@@ -84,3 +84,18 @@ def assert_output_matches(output, golden: dict, tol: float) -> None:
         samples = feat.flatten()[torch.tensor(ref["sample_flat_index"])]
         err = _rel_err(samples, torch.tensor(ref["sample_value"], dtype=torch.float64))
         assert err < tol, f"{name}: map {i} samples relative error {err:.3e} >= {tol:.0e}"
+
+
+def assert_probe_maps_declared(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Run ``x`` under the lens on all of ``model.probe_points``; each must give a (B, C, H/r, W/r) map with r its
+    declared reduction. Returns {name: (point, shape)} for the family's own checks."""
+    from freqlens.lens import Lens
+
+    shapes = {}
+    with Lens(model, model.probe_points, lambda p, f: shapes.__setitem__(p.name, (p, tuple(f.shape)))) as lens:
+        with torch.no_grad():
+            lens.model(x)
+    assert set(shapes) == {p.name for p in model.probe_points}
+    for point, shape in shapes.values():
+        assert len(shape) == 4 and shape[2] == x.shape[2] // point.reduction, (point, shape)
+    return shapes

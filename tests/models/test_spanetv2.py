@@ -11,11 +11,11 @@ from timm.data import create_transform, resolve_data_config
 from timm.optim._param_groups import param_groups_weight_decay
 from torchvision import transforms
 
-from freqlens.lens import Lens
 from freqlens.lens.probes import default_probe_points
 from freqlens.models import spanetv2 as sp
 from golden import (
     assert_output_matches,
+    assert_probe_maps_declared,
     assert_state_dict_matches,
     det_fill_,
     det_input,
@@ -520,14 +520,7 @@ def test_probe_points_of_s18_pure():
 @pytest.mark.parametrize("name", TINY)
 def test_probe_points_produce_the_declared_maps(name):
     model = _tiny(name)
-    hw = (64, 64)
-    shapes = {}
-    with Lens(model, model.probe_points, lambda p, f: shapes.__setitem__(p.name, (p, tuple(f.shape)))) as lens:
-        with torch.no_grad():
-            lens.model(_x(hw=hw))
-    assert set(shapes) == {p.name for p in model.probe_points}
-    for point, shape in shapes.values():
-        assert len(shape) == 4 and shape[2] == hw[0] // point.reduction, (point, shape)
+    shapes = assert_probe_maps_declared(model, _x(hw=(64, 64)))
     assert shapes[model.gradcam_target.name][1] == (2, 128, 2, 2)
     kinds = {p.kind for p, _ in shapes.values()}
     assert kinds == ({"downsample", "query", "freq", "mixer", "block", "stage"})

@@ -16,10 +16,10 @@ from timm.scheduler import CosineLRScheduler
 from torchvision import transforms
 
 from freqlens.io.standins import DictConfigStandIn, to_plain
-from freqlens.lens import Lens
 from freqlens.models.spartan import SpaRTAN, WaveModulation, checkpoint_filter_fn
 from golden import (
     assert_output_matches,
+    assert_probe_maps_declared,
     assert_state_dict_matches,
     det_fill_,
     det_input,
@@ -442,14 +442,7 @@ def test_probe_points_of_spartan_t():
 
 def test_probe_points_produce_the_declared_maps():
     model = _tiny()
-    hw = (64, 64)
-    shapes = {}
-    with Lens(model, model.probe_points, lambda p, f: shapes.__setitem__(p.name, (p, tuple(f.shape)))) as lens:
-        with torch.no_grad():
-            lens.model(_x(hw=hw))
-    assert set(shapes) == {p.name for p in model.probe_points}
-    for point, shape in shapes.values():
-        assert len(shape) == 4 and shape[2] == hw[0] // point.reduction, (point, shape)
+    shapes = assert_probe_maps_declared(model, _x(hw=(64, 64)))
     assert shapes[model.gradcam_target.name][1] == (2, 32, 2, 2)
 
 
