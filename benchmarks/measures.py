@@ -23,6 +23,7 @@ import freqlens  # noqa: F401  (registers the zoo)
 from freqlens.measures.erf import EffectiveReceptiveField
 from freqlens.measures.interaction_order import InteractionOrder
 from freqlens.runner import DTYPES, precision
+from throughput import device_name  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 def _sync(device: torch.device) -> None:
@@ -68,7 +69,7 @@ def bench_erf(args: argparse.Namespace, device: torch.device) -> None:
         print(json.dumps({"bench": "erf", "model": args.model, "images": args.images, "size": args.size, **rows[-1]}), flush=True)
     best_bare, best_erf = min(r["bare_s"] for r in rows), min(r["erf_s"] for r in rows)
     print(json.dumps({"bench": "erf", "model": args.model, "best_bare_s": round(best_bare, 3), "best_erf_s": round(best_erf, 3),
-                      "ratio": round(best_erf / best_bare, 3), "device": _device_name(device)}), flush=True)
+                      "ratio": round(best_erf / best_bare, 3), "device": device_name(device)}), flush=True)
 
 
 def bench_interactions(args: argparse.Namespace, device: torch.device) -> None:
@@ -100,11 +101,7 @@ def bench_interactions(args: argparse.Namespace, device: torch.device) -> None:
                           "forwards_per_s_plain": round(fps_plain), "forwards_per_s_engine": round(fps_engine),
                           "engine_vs_plain": round(fps_engine / fps_plain, 3), "preset": args.preset,
                           "forwards_per_image": per_image, "images_per_hour": round(3600 * fps_engine / per_image, 1),
-                          "device": _device_name(device)}), flush=True)
-
-
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+                          "device": device_name(device)}), flush=True)
 
 
 def main() -> None:

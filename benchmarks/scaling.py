@@ -32,6 +32,7 @@ from freqlens.loading import load_model
 from freqlens.measures.interaction_order import InteractionOrder
 from freqlens.measures.spectral_energy import SpectralEnergy
 from freqlens.runner import DTYPES, feed, rank_and_world, resolve_device, stream
+from throughput import device_name  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 def _barrier(device: torch.device) -> None:
@@ -113,7 +114,7 @@ def main() -> None:
         forwards = 4 * args.pairs * args.contexts * len(measure.orders)  # masked copies per image
         result.update(pairs=args.pairs, contexts=args.contexts, masked_forwards_per_image=forwards,
                       masked_forwards_per_s=round(total * forwards / seconds), measured_images=int(measure.images))
-    result["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    result["device"] = device_name(device)
     if rank == 0:
         print(json.dumps(result), flush=True)
     if dist.is_initialized():

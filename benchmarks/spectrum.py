@@ -20,6 +20,7 @@ from freqlens.api import probe_points
 from freqlens.lens import Lens
 from freqlens.measures.spectral_energy import SpectralEnergy
 from freqlens.runner import DTYPES, SideStream, precision
+from throughput import device_name  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 def _timed(fn, iters: int, device: torch.device) -> tuple[float, int]:
@@ -69,7 +70,7 @@ def bench(name: str, batch: int, dtype: torch.dtype, iters: int, device: torch.d
         "ms_plain": round(1e3 * t_plain, 2), "ms_spectrum": round(1e3 * t_spec, 2), "time_ratio": round(t_spec / t_plain, 3),
         "peak_mib_plain": round(m_plain / 2**20, 1), "peak_mib_spectrum": round(m_spec / 2**20, 1),
         "memory_ratio": round(m_spec / m_plain, 3) if m_plain else None, "side_stream": side_stream,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
     }
 
 
