@@ -1,16 +1,17 @@
-"""The spectrum measure's per-batch reduction as one fused GPU kernel, for bfloat16 feature maps.
+"""The spectrum measure's per-batch reduction as one fused GPU kernel, for reduced-precision feature maps.
 
 ``half_plane_sums(x)`` returns what ``spectral_energy.accumulate_half_plane`` adds for a (B, C, H, W)
-bfloat16 tensor: the sums over images and channels of log(|rfft2(x)| + eps) and |rfft2(x)|². cuFFT needs
-a float32 copy, a complex spectrum and separate amplitude/log/sum passes, which streams every feature map
-through memory about ten times; this kernel reads the bfloat16 map once, in any strides (token views
-included), and keeps everything else in registers.
+tensor: the sums over images and channels of log(|rfft2(x)| + eps) and |rfft2(x)|². cuFFT needs a float32
+copy, a complex spectrum and separate amplitude/log/sum passes, which streams every feature map through
+memory about ten times; this kernel reads the map once, in any strides (token views included), and keeps
+everything else in registers.
 
 The 2-D DFT is two tensor-core matrix products: along W with the real-input half spectrum, then along H.
-The products keep float32 accuracy by splitting each float32 operand into a bfloat16 high and low part
-(a bfloat16 input is exact as it is; float32 and float16 inputs are split too): x·R = x·R_hi + x·R_lo, Z·W ≈ Z_hi·W_hi + Z_hi·W_lo + Z_lo·W_hi,
-accumulated in float32. The relative error is ~1e-5 of the map's norm (cuFFT in float32: ~1e-7), far below
-what bfloat16 features carry.
+The products come close to float32 by splitting each float32 operand into a bfloat16 high and low part
+(a bfloat16 input is exact as it is; float32 and float16 inputs are split too): x·R = x·R_hi + x·R_lo,
+Z·W ≈ Z_hi·W_hi + Z_hi·W_lo + Z_lo·W_hi, accumulated in float32. The error is ~1e-5 of the map's norm
+(cuFFT in float32: ~1e-7), far below what reduced-precision features carry; ``supported`` keeps float32
+runs on cuFFT.
 
 Maps up to 64x64 are handled; larger ones, other dtypes and CPU tensors take the cuFFT path.
 """
@@ -91,7 +92,7 @@ def _programs(x: torch.Tensor, steps: int) -> int:
 
 
 def half_plane_sums(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(H, W//2+1) float64 sums over (B, C) of log(|rfft2(x)| + eps) and |rfft2(x)|² for bf16 CUDA ``x``."""
+    """(H, W//2+1) float64 sums over (B, C) of log(|rfft2(x)| + eps) and |rfft2(x)|² for a ``supported`` ``x``."""
     b, c, h, w = x.shape
     ph, pw, pwr = _padded(h), _padded(w), _padded(w // 2 + 1)
     group = max(1, 8192 // (pwr * 2 * ph))  # maps per step: tall products, bounded accumulator
