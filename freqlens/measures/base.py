@@ -69,6 +69,13 @@ class Measure:
     def compute(self) -> Any:
         raise NotImplementedError
 
+    def settle(self) -> None:
+        """Fold work that ``update`` deferred into the declared states (no-op unless a measure defers).
+
+        A fast path may keep per-batch partial sums on the device and fold them in now and then; every
+        method that reads or moves the states calls this first, and so must ``compute``.
+        """
+
     def reset(self) -> None:
         """Return every state to its declared default."""
         for name, default in self._defaults.items():
@@ -78,6 +85,8 @@ class Measure:
         """Fold another partial state of the same measure and settings into this one; returns self."""
         if type(other) is not type(self) or other.settings() != self.settings():
             raise ValueError(f"cannot merge {type(other).__name__}{other.settings()} into {type(self).__name__}{self.settings()}")
+        self.settle()
+        other.settle()
         for name, how in self._reductions.items():
             mine, theirs = getattr(self, name), getattr(other, name)
             if isinstance(mine, dict):
@@ -93,6 +102,7 @@ class Measure:
 
         if not (dist.is_available() and dist.is_initialized()):
             return
+        self.settle()
         for name, how in self._reductions.items():
             state = getattr(self, name)
             tensors = [state[k] for k in sorted(state)] if isinstance(state, dict) else [state]
@@ -106,6 +116,7 @@ class Measure:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Flat copy of the state: ``name`` for tensors, ``name/key`` for dict entries."""
+        self.settle()
         out = {}
         for name in self._defaults:
             state = getattr(self, name)
@@ -129,6 +140,7 @@ class Measure:
 
     def to(self, device: torch.device | str) -> "Measure":
         """Move every state to ``device``; returns self."""
+        self.settle()
         for name in self._defaults:
             state = getattr(self, name)
             if isinstance(state, dict):

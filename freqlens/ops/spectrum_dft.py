@@ -13,7 +13,7 @@ Z·W ≈ Z_hi·W_hi + Z_hi·W_lo + Z_lo·W_hi, accumulated in float32. The error
 (cuFFT in float32: ~1e-7), far below what reduced-precision features carry; ``supported`` keeps float32
 runs on cuFFT.
 
-Maps up to 64x64 are handled; larger ones, other dtypes and CPU tensors take the cuFFT path.
+Maps up to 128x128 are handled; larger ones, other dtypes and CPU tensors take the cuFFT path.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ try:
 except ImportError:  # CPU-only installs: the cuFFT path serves every call
     triton = None
 
-MAX_SIDE = 64
+MAX_SIDE = 128
 
 
 def supported(x: torch.Tensor) -> bool:
@@ -42,8 +42,16 @@ def supported(x: torch.Tensor) -> bool:
     return x.dtype in (torch.bfloat16, torch.float16) or (x.dtype == torch.float32 and torch.is_autocast_enabled("cuda"))
 
 
-def _padded(n: int) -> int:
-    return max(16, 1 << (n - 1).bit_length())
+def _padded(n: int, floor: int) -> int:
+    """n rounded up to a power of two of at least ``floor`` (tl.dot needs every dimension >= 16)."""
+    return max(floor, 1 << (n - 1).bit_length())
+
+
+def _tiles(h: int, w: int) -> tuple[int, int, int]:
+    """(PH, PW, PWR): padded rows, columns and rfft columns. W is a contraction dim (>= 16); H and the
+    rfft half enter the products doubled (re|im), so 8 suffices there: a 14x14 map keeps 8 of its rfft
+    columns, not 16, which halves the second product."""
+    return _padded(h, 8), _padded(w, 16), _padded(w // 2 + 1, 8)
 
 
 def _split(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +74,7 @@ def dft_matrices(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ..
     Stage 2, (2·PH, 2·PH): the real form of multiplying by exp(-2πi·kh·h/H); rows (chunk of h, re|im of
     the input, h in chunk), so each step's rows are one contiguous block; columns (re|im of the output, kh).
     """
-    ph, pw, pwr = _padded(h), _padded(w), _padded(w // 2 + 1)
+    ph, pw, pwr = _tiles(h, w)
     n = torch.arange(w, dtype=torch.float64)[:, None]
     k = torch.arange(w // 2 + 1, dtype=torch.float64)[None, :]
     angle = 2 * math.pi * n * k / w
@@ -86,27 +94,71 @@ def dft_matrices(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ..
     return tuple(t.to(device) for t in (*_split(stage1), *_split(stage2)))
 
 
-def _programs(x: torch.Tensor, steps: int) -> int:
-    """A few waves of programs, each looping over its share of the steps."""
-    return max(1, min(steps, 4 * torch.cuda.get_device_properties(x.device).multi_processor_count))
+@functools.lru_cache(maxsize=8)
+def _multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+PROGRAMS_PER_SM = 2
+# (PH, input split into two bfloat16 parts) -> (budget, warps, stages): the fastest of a sweep over budget
+# 4096/8192/16384 x 4/8 warps x 1/2 stages on an H200, on the maps of resnet50, convnext_tiny and deit_s
+# (`benchmarks/spectrum_kernels.py --sweep`; the defaults before it were 3-4x slower on 56x56 maps). The
+# budget bounds the (map, rfft column, 2·row) elements of one step: G = budget // (PWR·2·PH) maps per step.
+LAUNCH_CONFIGS = {
+    (8, False): (8192, 4, 2), (8, True): (16384, 8, 1),
+    (16, False): (8192, 4, 1), (16, True): (8192, 4, 1),
+    (32, False): (16384, 4, 1), (32, True): (16384, 4, 1),
+    (64, False): (4096, 4, 2), (64, True): (16384, 8, 1),
+    (128, False): (8192, 4, 2), (128, True): (8192, 4, 1),
+}
+
+
+def partial_buffer(x: torch.Tensor) -> torch.Tensor:
+    """A zeroed float32 buffer that ``accumulate`` adds ``x``-shaped batches into: one slice per program."""
+    _, _, h, w = x.shape
+    ph, _, pwr = _tiles(h, w)
+    return torch.zeros(PROGRAMS_PER_SM * _multiprocessors(x.device), 2, pwr, ph, device=x.device, dtype=torch.float32)
+
+
+def accumulate(x: torch.Tensor, partial: torch.Tensor, eps: float) -> None:
+    """Add the sums over (B, C) of log(|rfft2(x)| + eps) and |rfft2(x)|² of a ``supported`` ``x`` to ``partial``.
+
+    ``partial`` comes from ``partial_buffer`` (same map size); ``fold`` turns it into the (H, W//2+1)
+    sums. One kernel launch and nothing else: each program adds its share into its own slice in float32.
+    """
+    b, c, h, w = x.shape
+    channel_blocks, launch = _launch(c, h, w, x.dtype != torch.bfloat16)
+    r_hi, r_lo, w_hi, w_lo = dft_matrices(h, w, x.device)
+    _half_plane_kernel[(partial.shape[0],)](
+        x, partial, r_hi, r_lo, w_hi, w_lo, b, c, channel_blocks, *x.stride(), h, w, eps, **launch
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _launch(c: int, h: int, w: int, split: bool) -> tuple[int, dict]:
+    """Steps per image and the kernel's compile-time settings for C channels of (h, w) maps (cached: the
+    lens calls this once per probe point and batch, where host time is scarce)."""
+    ph, pw, pwr = _tiles(h, w)
+    budget, warps, stages = LAUNCH_CONFIGS[ph, split]
+    if pw >= 128:  # the W product's split matrices alone take 128 KB: no room for a second stage
+        stages = 1
+    # channels per step: tall products and a bounded accumulator, but no more than the image has
+    group = min(max(1, budget // (pwr * 2 * ph)), _padded(c, 2))  # G·8 rows >= 16
+    return triton.cdiv(c, group), dict(PH=ph, PW=pw, PWR=pwr, HC=_chunk(ph), G=group, SPLIT_X=split,
+                                       num_warps=warps, num_stages=stages)
+
+
+def fold(partial: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (H, W//2+1) float64 log-amplitude and power sums held in a ``partial`` buffer."""
+    sums = partial.sum(0, dtype=torch.float64)[:, : w // 2 + 1, :h]  # (2, kw, kh)
+    return sums[0].T, sums[1].T
 
 
 def half_plane_sums(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(H, W//2+1) float64 sums over (B, C) of log(|rfft2(x)| + eps) and |rfft2(x)|² for a ``supported`` ``x``."""
-    b, c, h, w = x.shape
-    ph, pw, pwr = _padded(h), _padded(w), _padded(w // 2 + 1)
-    group = max(1, 8192 // (pwr * 2 * ph))  # maps per step: tall products, bounded accumulator
-    maps = b * c
-    programs = _programs(x, triton.cdiv(maps, group))
-    partial = torch.empty(programs, 2, pwr, ph, device=x.device, dtype=torch.float32)
-    r_hi, r_lo, w_hi, w_lo = dft_matrices(h, w, x.device)
-    _half_plane_kernel[(programs,)](
-        x, partial, r_hi, r_lo, w_hi, w_lo, maps, c, *x.stride(), h, w, eps,
-        PH=ph, PW=pw, PWR=pwr, HC=_chunk(ph), G=group, SPLIT_X=x.dtype != torch.bfloat16,
-        num_warps=8 if ph >= 64 else 4, num_stages=2,
-    )
-    sums = partial.sum(0, dtype=torch.float64)[:, : w // 2 + 1, :h]  # (2, kw, kh)
-    return sums[0].T, sums[1].T
+    partial = partial_buffer(x)
+    accumulate(x, partial, eps)
+    return fold(partial, *x.shape[-2:])
 
 
 if triton is not None:
@@ -127,7 +179,7 @@ if triton is not None:
         return acc
 
     @triton.jit
-    def _half_plane_kernel(x_ptr, out_ptr, r_hi_ptr, r_lo_ptr, w_hi_ptr, w_lo_ptr, maps, channels,
+    def _half_plane_kernel(x_ptr, out_ptr, r_hi_ptr, r_lo_ptr, w_hi_ptr, w_lo_ptr, batch, channels, channel_blocks,
                            stride_b, stride_c, stride_h, stride_w, h, w, eps,
                            PH: tl.constexpr, PW: tl.constexpr, PWR: tl.constexpr, HC: tl.constexpr,
                            G: tl.constexpr, SPLIT_X: tl.constexpr):
@@ -142,10 +194,11 @@ if triton is not None:
         r2 = tl.arange(0, 2 * HC)[:, None] * (2 * PH) + tl.arange(0, 2 * PH)[None, :]
         log_acc = tl.zeros((PWR, PH), dtype=tl.float32)
         pow_acc = tl.zeros((PWR, PH), dtype=tl.float32)
-        for start in range(pid * G, maps, programs * G):
-            m = start + g
-            valid = m < maps
-            base = (m // channels) * stride_b + (m % channels) * stride_c
+        # a step: G consecutive channels of one image, so channel-last views (tokens, NHWC) load coalesced
+        for step in range(pid, batch * channel_blocks, programs):
+            c = (step % channel_blocks) * G + g
+            valid = c < channels
+            base = (step // channel_blocks) * stride_b + c * stride_c
             y = tl.zeros((G * PWR, 2 * PH), dtype=tl.float32)
             for chunk in range(PH // HC):
                 hs = chunk * HC + rows
@@ -168,5 +221,5 @@ if triton is not None:
             log_acc += tl.sum(tl.log(tl.sqrt(power) + eps) * weight, axis=0)
             pow_acc += tl.sum(power * weight, axis=0)
         out = pid * (2 * PWR * PH) + tl.arange(0, PWR)[:, None] * PH + tl.arange(0, PH)[None, :]
-        tl.store(out_ptr + out, log_acc)
-        tl.store(out_ptr + out + PWR * PH, pow_acc)
+        tl.store(out_ptr + out, tl.load(out_ptr + out) + log_acc)  # this program's own slice: no atomics
+        tl.store(out_ptr + out + PWR * PH, tl.load(out_ptr + out + PWR * PH) + pow_acc)

@@ -224,3 +224,24 @@ def test_cuda_matches_cpu_and_bf16_autocast_runs():
         assert fp32_err < 1e-3, f"{a.name}: CUDA float32 differs from CPU by {fp32_err:.2e}"
         assert bf16_err < 0.1, f"{a.name}: bf16 autocast differs from float32 by {bf16_err:.2e}"
     assert bf16.provenance["environment"]["dtype"] == "bfloat16"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fused_kernel_path_streams_folds_and_merges_like_one_float64_pass(monkeypatch):
+    from freqlens.measures import spectral_energy
+
+    monkeypatch.setattr(spectral_energy, "FOLD_EVERY", 3)  # ten batches of two: three folds and a remainder
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(20, 6, 14, 14, generator=g) + torch.linspace(0, 2, 14)).to(torch.bfloat16).cuda()
+    reference = _run(x.double().cpu()).compute()["x"]
+    streamed = _run(x, batch=2)
+    halves = _run(x[:10], batch=2).merge(_run(x[10:], batch=3))
+    restored = SpectralEnergy()
+    restored.load_state_dict(_run(x[:7], batch=2).state_dict())
+    restored.update({"x": x[7:]})
+    for measure in (streamed, halves, restored):
+        ours = measure.compute()["x"]
+        assert ours.count == reference.count == 20 * 6
+        assert torch.allclose(ours.log_amplitude, reference.log_amplitude, atol=1e-4, rtol=0)
+        assert torch.allclose(ours.power, reference.power, rtol=1e-4, atol=0)

@@ -11,7 +11,8 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 SHAPES = [  # (B, C, H, W, token view with one class token)
     (2, 5, 14, 14, True), (3, 7, 7, 7, False), (2, 9, 28, 20, False), (1, 4, 56, 56, False),
-    (2, 6, 13, 9, True), (1, 2, 64, 40, True), (2, 3, 16, 16, False), (4, 8, 8, 8, False),
+    (2, 6, 13, 9, True), (1, 2, 64, 40, True), (2, 3, 16, 16, False), (4, 8, 8, 8, False), (1, 3, 112, 112, True),
+    (2, 5, 100, 128, True), (2, 3, 8, 128, False),
 ]
 
 
@@ -36,10 +37,14 @@ def test_matches_float64_fft(shape, dtype):
     ref_power = spectrum.abs().square().sum((0, 1))
     log, power = spectrum_dft.half_plane_sums(x, EPS)
     assert log.shape == power.shape == (h, w // 2 + 1)
-    # split-precision products: ~1e-5 of the map's norm, so the mean log amplitude to 1e-3 even at its
-    # smallest bins, every power sum to 1e-3 relative
-    assert float((log - ref_log).abs().max()) / (b * c) < 1e-3
+    # split-precision products: every amplitude within ~1e-5 of the maps' norm (the documented accuracy),
+    # so every power sum to 1e-3 relative
+    amplitude_error = (power.sqrt() - ref_power.sqrt()).abs().max() / ref_power.sum().sqrt()
+    assert float(amplitude_error) < 3e-5
     assert float(((power - ref_power).abs() / ref_power).max()) < 1e-3
+    if max(h, w) <= 64:  # and the mean log amplitude to 1e-3 even at its smallest bins; a larger noise map
+        # has bins so close to zero (~1e-4 of its norm) that their log is ill-conditioned at any precision
+        assert float((log - ref_log).abs().max()) / (b * c) < 1e-3
 
 
 def test_pure_sinusoid_keeps_its_bin():
@@ -54,4 +59,4 @@ def test_other_inputs_take_the_fft_path():
     assert not spectrum_dft.supported(torch.zeros(1, 1, 8, 8, device="cuda"))  # float32 outside autocast
     assert not spectrum_dft.supported(torch.zeros(1, 1, 8, 256, device="cuda", dtype=torch.bfloat16))
     assert not spectrum_dft.supported(torch.zeros(1, 1, 8, 8, dtype=torch.bfloat16))  # CPU
-    assert not spectrum_dft.supported(torch.zeros(1, 1, 112, 112, device="cuda", dtype=torch.bfloat16))
+    assert not spectrum_dft.supported(torch.zeros(1, 1, 160, 160, device="cuda", dtype=torch.bfloat16))
