@@ -19,7 +19,7 @@ import freqlens  # noqa: F401  (registers the zoo)
 from freqlens.api import probe_points
 from freqlens.lens import Lens
 from freqlens.measures.spectral_energy import SpectralEnergy
-from freqlens.runner import DTYPES, SideStream, precision
+from freqlens.runner import DTYPES, precision
 from throughput import device_name  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
@@ -40,7 +40,7 @@ def _timed(fn, iters: int, device: torch.device) -> tuple[float, int]:
     return seconds, peak
 
 
-def bench(name: str, batch: int, dtype: torch.dtype, iters: int, device: torch.device, side_stream: bool) -> dict:
+def bench(name: str, batch: int, dtype: torch.dtype, iters: int, device: torch.device) -> dict:
     model = timm.create_model(name).eval().to(device)
     size = timm.data.resolve_data_config({}, model=model)["input_size"]
     points = probe_points(model, tuple(size))
@@ -54,13 +54,9 @@ def bench(name: str, batch: int, dtype: torch.dtype, iters: int, device: torch.d
     def observe(point, features):
         measure.update({point.name: features})
 
-    observer = SideStream(observe, device) if side_stream else observe
-
     def with_spectrum():
-        with Lens(model, points, observer), torch.inference_mode(), precision(model, device, dtype):
+        with Lens(model, points, observe), torch.inference_mode(), precision(model, device, dtype):
             model(x)
-        if side_stream:
-            observer.join()
 
     t_plain, m_plain = _timed(plain, iters, device)
     t_spec, m_spec = _timed(with_spectrum, iters, device)
@@ -69,7 +65,7 @@ def bench(name: str, batch: int, dtype: torch.dtype, iters: int, device: torch.d
         "model": name, "batch": batch, "dtype": str(dtype).removeprefix("torch."), "probe_points": len(points),
         "ms_plain": round(1e3 * t_plain, 2), "ms_spectrum": round(1e3 * t_spec, 2), "time_ratio": round(t_spec / t_plain, 3),
         "peak_mib_plain": round(m_plain / 2**20, 1), "peak_mib_spectrum": round(m_spec / 2**20, 1),
-        "memory_ratio": round(m_spec / m_plain, 3) if m_plain else None, "side_stream": side_stream,
+        "memory_ratio": round(m_spec / m_plain, 3) if m_plain else None,
         "device": device_name(device),
     }
 
@@ -81,11 +77,10 @@ def main() -> None:
     parser.add_argument("--dtype", choices=list(DTYPES), default="bfloat16")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--same-stream", action="store_true", help="Run the measure on the forward's own stream.")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     for name in args.models:
-        result = bench(name, args.batch_size, DTYPES[args.dtype], args.iters, torch.device(args.device), not args.same_stream)
+        result = bench(name, args.batch_size, DTYPES[args.dtype], args.iters, torch.device(args.device))
         print(json.dumps(result), flush=True)
 
 

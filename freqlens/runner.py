@@ -97,32 +97,6 @@ def make_loader(images: ImageSet, transform: Callable, batch_size: int, num_work
                       pin_memory=torch.cuda.is_available())
 
 
-class SideStream:
-    """Run an observer on a second CUDA stream, so memory-bound analysis overlaps the model's own work.
-
-    The side stream waits for the features to be produced; ``record_stream`` keeps their memory alive
-    until it has read them. Call ``join()`` before reading any state the observer wrote.
-    On CPU it calls the observer directly.
-    """
-
-    def __init__(self, observer: Callable[[ProbePoint, torch.Tensor], None], device: torch.device) -> None:
-        self.observer = observer
-        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-
-    def __call__(self, point: ProbePoint, features: torch.Tensor) -> None:
-        if self.stream is None:
-            self.observer(point, features)
-            return
-        self.stream.wait_stream(torch.cuda.current_stream(features.device))
-        with torch.cuda.stream(self.stream):
-            features.record_stream(self.stream)
-            self.observer(point, features)
-
-    def join(self) -> None:
-        if self.stream is not None:
-            torch.cuda.current_stream(self.stream.device).wait_stream(self.stream)
-
-
 def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
            observer: Callable[[ProbePoint, torch.Tensor], None], *, device: torch.device, dtype: torch.dtype,
            progress: bool = True, on_output: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> int:
@@ -135,8 +109,7 @@ def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
 
     seen = 0
     input_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    side = SideStream(observer, device)
-    with Lens(model, points, side) as lens, precision(model, device, dtype), torch.inference_mode():
+    with Lens(model, points, observer) as lens, precision(model, device, dtype), torch.inference_mode():
         bar = tqdm(loader, desc="images", unit="batch", file=sys.stderr, disable=not progress or None,
                    total=len(loader), leave=False)
         for images, labels in bar:
@@ -144,7 +117,6 @@ def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
             if on_output is not None:
                 on_output(output, labels.to(device))
             seen += images.shape[0]
-    side.join()
     return seen
 
 
