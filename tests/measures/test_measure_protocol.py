@@ -1,0 +1,46 @@
+"""The measure protocol's contract for measures that defer work (``Measure.settle``)."""
+from __future__ import annotations
+
+import torch
+
+from freqlens.measures.base import Measure
+
+
+class _Deferred(Measure):
+    """Keeps updates in a host-side pending sum, as the spectrum's fused path keeps device partials."""
+
+    name = "deferred"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum")
+        self.pending = 0.0
+
+    def update(self, value: float) -> None:
+        self.pending += value
+
+    def settle(self) -> None:
+        self.total += self.pending
+        self.pending = 0.0
+
+    def compute(self) -> float:
+        self.settle()
+        return float(self.total)
+
+
+def test_every_state_reader_settles_deferred_work_first():
+    a, b = _Deferred(), _Deferred()
+    a.update(1.0)
+    b.update(2.0)
+    a.merge(b)  # settles both sides
+    assert float(a.total) == 3.0 and b.pending == 0.0
+    a.update(4.0)
+    assert float(a.state_dict()["total"]) == 7.0
+    a.update(5.0)
+    a.to("cpu")
+    assert float(a.total) == 12.0
+    a.sync()  # no process group: nothing to reduce, nothing lost
+    a.update(6.0)
+    restored = _Deferred()
+    restored.load_state_dict(a.state_dict())
+    assert restored.compute() == a.compute() == 18.0
