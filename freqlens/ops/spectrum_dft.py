@@ -140,8 +140,8 @@ def _launch(c: int, h: int, w: int, split: bool) -> tuple[int, dict]:
     lens calls this once per probe point and batch, where host time is scarce)."""
     ph, pw, pwr = _tiles(h, w)
     budget, warps, stages = LAUNCH_CONFIGS[ph, split]
-    if pw >= 128:  # the W product's split matrices alone take 128 KB: no room for a second stage
-        stages = 1
+    if pwr >= 128:  # maps wider than 126: the W product's split matrices alone take 128 KB of shared
+        stages = 1  # memory, no room for a second stage (a 112-wide map keeps its measured two)
     # channels per step: tall products and a bounded accumulator, but no more than the image has
     group = min(max(1, budget // (pwr * 2 * ph)), _padded(c, 2))  # G·8 rows >= 16
     return triton.cdiv(c, group), dict(PH=ph, PW=pw, PWR=pwr, HC=_chunk(ph), G=group, SPLIT_X=split,
