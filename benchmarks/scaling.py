@@ -8,7 +8,7 @@
 The scaling is images_per_s at N=2 divided by images_per_s at N=1 (issue #8 asks for >= 1.8). Each rank
 joins the process group through ``resolve_device``, takes every world-th of ``--images`` synthetic images
 from its rank (as ``make_loader`` shards), already on its device so decoding is not timed, and runs them
-through the API's own loops: ``runner.stream`` (lens, side stream, ``SpectralEnergy.update``) or
+through the API's own loops: ``runner.stream`` (lens, ``SpectralEnergy.update``) or
 ``runner.feed`` (``InteractionOrder.update`` per image, a reduced pair/context count of the preset), then
 ``measure.sync()``. The timed region lies between two barriers (after a device synchronize) and excludes a
 warm-up batch per rank on a throwaway measure. Rank 0 prints one JSON line. Plain ``python`` runs one process.
