@@ -61,7 +61,7 @@ def effective_rank(x: torch.Tensor) -> torch.Tensor:
     s = torch.linalg.svdvals(x)
     total = s.sum(dim=-1, keepdim=True)
     p = s / total.clamp_min(torch.finfo(s.dtype).tiny)
-    entropy = -torch.where(p > 0, p * torch.log(p), torch.zeros_like(p)).sum(dim=-1)
+    entropy = torch.special.entr(p).sum(dim=-1)  # -p·log p, 0 at p = 0
     return torch.where(total.squeeze(-1) > 0, torch.exp(entropy), torch.zeros_like(entropy))
 
 
@@ -116,8 +116,7 @@ class RankCollapse(Measure):
         self.add_state("stat_sum", {}, "sum")
         self.add_state("stat_sq_sum", {}, "sum")
         self.add_state("count", {}, "sum")
-        self.add_state("shape", {}, "max")
-        self.order: list[str] = []  # forward order of probe points, for depth
+        self.add_state("shape", {}, "max")  # dicts keep first-seen order: the forward order, i.e. depth
 
     def settings(self) -> dict[str, Any]:
         return {"preset": self.preset, "quantities": list(QUANTITIES), "residual_centre": "token mean"}
@@ -128,7 +127,6 @@ class RankCollapse(Measure):
             stats = rank_statistics(x)
             shape = torch.tensor([x.shape[2] * x.shape[3], x.shape[1]], dtype=torch.float64, device=x.device)
             if name not in self.count:
-                self.order.append(name)
                 self.stat_sum[name] = stats.sum(0)
                 self.stat_sq_sum[name] = stats.square().sum(0)
                 self.count[name] = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=x.device)
@@ -143,28 +141,20 @@ class RankCollapse(Measure):
             self.stat_sq_sum[name] += stats.square().sum(0)
             self.count[name] += x.shape[0]
 
-    def merge(self, other: Measure) -> Measure:
-        super().merge(other)
-        self.order += [n for n in getattr(other, "order", []) if n not in self.order]
-        return self
-
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
-        super().load_state_dict(state_dict)
-        self.order = [k.partition("/")[2] for k in state_dict if k.startswith("count/")]
-
     def compute(self) -> dict[str, Any]:
         """Per-point means and standard deviations (population, over images) of ``QUANTITIES``."""
-        if not self.order:
+        if not self.count:
             raise ValueError("rank: no features seen yet; call update() first")
+        names = list(self.count)
         points = []
-        for depth, name in enumerate(self.order):
+        for depth, name in enumerate(names):
             count = float(self.count[name])
             mean = self.stat_sum[name].cpu() / count
             var = (self.stat_sq_sum[name].cpu() / count - mean.square()).clamp_min(0)
             n, d = (int(v) for v in self.shape[name])
             entry: dict[str, Any] = {
                 "name": name,
-                "depth": depth / (len(self.order) - 1) if len(self.order) > 1 else 0.0,
+                "depth": depth / (len(names) - 1) if len(names) > 1 else 0.0,
                 "tokens": n,
                 "channels": d,
                 "images": int(count),

@@ -87,6 +87,16 @@ def test_batch_size_order_merge_and_state_dict(device):
         whole.update({"blocks.0": torch.randn(1, 8, 2, 2)})
 
 
+def test_reset_forgets_the_probe_points_seen():
+    measure = RankCollapse()
+    measure.update(features(0))
+    measure.reset()
+    with pytest.raises(ValueError, match="no features seen yet"):
+        measure.compute()
+    measure.update({"blocks.1": features(1)["blocks.1"]})
+    assert [p["name"] for p in measure.compute()["points"]] == ["blocks.1"]
+
+
 def test_low_precision_features_are_measured_in_float32(device):
     feats = {k: v.to(device, torch.bfloat16) for k, v in features(1).items()}
     measure = RankCollapse()
