@@ -20,9 +20,9 @@ import time
 
 import torch
 
+from freqlens.measures.spectral_energy import EPS
 from freqlens.ops import spectrum_dft
 
-EPS = 1e-6
 SHAPES = {  # (B, C, H, W) and whether the features arrive as an NHWC/NLC view
     "deit_s block (NLC view)": ((128, 384, 14, 14), True),
     "resnet50 stem": ((128, 64, 112, 112), False),

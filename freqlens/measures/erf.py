@@ -16,7 +16,7 @@ Reference: Ding et al., "Scaling Up Your Kernels to 31x31: Revisiting Large Kern
 
 One backward per batch is exact when no image's output depends on another image of the batch. The
 first batch of two or more images checks this on its first two images, shrunk to a 128-pixel short
-side where the model takes that (``coupling_check``, see ``batch_coupled``): the
+side where the model takes that (see ``batch_coupled``): the
 gradient of (a random projection of) image 0's features must vanish on the other images, must not
 change when the other images change, and must equal the gradient of image 0 run alone. A coupled
 model (batch statistics in the forward, e.g. Spectral VMamba's scan order) is then measured image by
@@ -115,7 +115,6 @@ class EffectiveReceptiveField(Measure):
         points: probe points whose centres to explain; None: the model's last stage output.
         input_size: side the images must have (1024 in the preset); None accepts any size.
         on_coupling: what to do when the batch-coupling check fails: measure image by image, or raise.
-        coupling_check: run the check on the first batch of two or more images.
     """
 
     name = "erf"
@@ -127,7 +126,6 @@ class EffectiveReceptiveField(Measure):
         points: Sequence[ProbePoint] | None = None,
         input_size: int | None = 1024,
         on_coupling: OnCoupling = "per_sample",
-        coupling_check: bool = True,
     ) -> None:
         super().__init__()
         if preset not in self.presets:
@@ -142,7 +140,6 @@ class EffectiveReceptiveField(Measure):
         self.points = list(points) if points is not None else None
         self.input_size = input_size
         self.on_coupling = on_coupling
-        self.coupling_check = coupling_check
         self.coupled: bool | None = None  # None until a batch of >= 2 images has been checked
         self.add_state("grad_sum", {}, "sum")
         self.add_state("count", {}, "sum")
@@ -172,7 +169,7 @@ class EffectiveReceptiveField(Measure):
         # the batched pass is queued first: the check's host-bound small passes then run while the GPU
         # works on it, and its maps are used only once the check has cleared the model
         batched = input_gradient_maps(model, images, points) if not self.coupled else None
-        if self.coupling_check and self.coupled is None and images.shape[0] > 1:
+        if self.coupled is None and images.shape[0] > 1:
             self.coupled = _coupled(model, images, points)
             if self.coupled and self.on_coupling == "error":
                 raise FreqlensError(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
 from torch import nn
@@ -64,11 +64,18 @@ def band_filter(images: torch.Tensor, cutoff: float, keep: Literal["low", "high"
     """
     if keep not in ("low", "high"):
         raise ValueError(f"keep must be 'low' or 'high', got {keep!r}")
+    return next(_band_filtered(images, [cutoff], [keep]))
+
+
+def _band_filtered(images: torch.Tensor, cutoffs: Sequence[float], keeps: Sequence[str]) -> Iterator[torch.Tensor]:
+    """``band_filter(images, c, keep)`` for every cutoff and band, in that order, from one FFT of the images."""
     work = torch.float64 if images.dtype == torch.float64 else torch.float32
     radius = normalised_radius(*images.shape[-2:], centred=False, device=images.device)
-    mask = radius <= cutoff if keep == "low" else radius > cutoff
-    spectrum = torch.fft.fft2(images.to(work)) * mask
-    return torch.fft.ifft2(spectrum).real.to(images.dtype)
+    spectrum = torch.fft.fft2(images.to(work))
+    for cutoff in cutoffs:
+        for keep in keeps:
+            mask = radius <= cutoff if keep == "low" else radius > cutoff
+            yield torch.fft.ifft2(spectrum * mask).real.to(images.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -464,10 +471,11 @@ class BandLimitedAccuracy(Measure):
         with preserved_state(model):
             model.eval()
             clean = _predict(model, images, self.batch_size)
-            for i, c in enumerate(self.cutoffs.tolist()):
-                bands = (("low", self.low_agree, self.low_correct), ("high", self.high_agree, self.high_correct))
-                for keep, agree, correct in bands:
-                    pred = _predict(model, band_filter(images, c, keep), self.batch_size)
+            bands = (("low", self.low_agree, self.low_correct), ("high", self.high_agree, self.high_correct))
+            filtered = _band_filtered(images, self.cutoffs.tolist(), [keep for keep, _, _ in bands])
+            for i in range(len(self.cutoffs)):
+                for _, agree, correct in bands:
+                    pred = _predict(model, next(filtered), self.batch_size)
                     agree[i] += float((pred == clean).sum())
                     if labels is not None:
                         correct[i] += float((pred == labels.to(pred.device)).sum())

@@ -26,6 +26,7 @@ from freqlens.measures.fourier import normalised_radius
 from freqlens.ops import spectrum_dft
 
 EPS = 1e-6  # inside the log, as in the reference notebook
+FFT_CHUNK_ELEMS = 1 << 24  # input elements per float32 FFT chunk: bounds the extra memory
 FOLD_EVERY = 32  # batches the fused kernel sums in float32 on the device before they join the float64 state
 DFT_BACKENDS = ("torch.fft float32 (float64 for float64 maps); reduced-precision CUDA maps up to 128x128: "
                 "fused split-bfloat16 DFT, ~1e-5 of the map's norm")  # recorded with every result
@@ -42,15 +43,15 @@ def spectrum_sums(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return amp.add_(EPS).log_().sum((0, 1), dtype=torch.float64), power
 
 
-def accumulate_half_plane(x: torch.Tensor, logamp: torch.Tensor, power: torch.Tensor, chunk_elems: int = 1 << 24) -> None:
+def accumulate_half_plane(x: torch.Tensor, logamp: torch.Tensor, power: torch.Tensor) -> None:
     """Add the batch-and-channel sums of log(|rfft2(x)| + EPS) and |rfft2(x)|² to (H, W//2+1) accumulators.
 
-    The FFT runs in float32 (float64 for float64 input) over channel chunks of at most ``chunk_elems``
+    The FFT runs in float32 (float64 for float64 input) over channel chunks of at most ``FFT_CHUNK_ELEMS``
     input elements, so the extra memory stays bounded whatever the feature-map size.
     """
     b, c, h, w = x.shape
     compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    step = max(1, chunk_elems // max(1, b * h * w))
+    step = max(1, FFT_CHUNK_ELEMS // max(1, b * h * w))
     for start in range(0, c, step):
         chunk_logamp, chunk_power = spectrum_sums(torch.fft.rfft2(x[:, start : start + step].to(compute_dtype)))
         logamp += chunk_logamp
@@ -71,12 +72,6 @@ def full_plane(half: torch.Tensor, width: int) -> torch.Tensor:
     rows = torch.arange(h, device=half.device)[:, None]
     src_row = torch.where(mirrored[None, :], (-rows) % h, rows.expand(h, width))
     return half[src_row, src_col.expand(h, width)]
-
-
-def centre(spectrum: torch.Tensor) -> torch.Tensor:
-    """Move the zero frequency to (H//2, W//2): ``roll`` by half the size, i.e. fftshift."""
-    h, w = spectrum.shape[-2:]
-    return torch.roll(spectrum, shifts=(h // 2, w // 2), dims=(-2, -1))
 
 
 @dataclasses.dataclass
@@ -131,8 +126,8 @@ class SpectralEnergy(Measure):
     """Mean log-amplitude spectrum of each probe point's features (see the module docstring).
 
     ``update(features)`` takes ``{probe name: (B, C, H, W) tensor}``; ``compute()`` returns a
-    :class:`SpectrumResult`. Per-point states: ``logamp_sum`` and ``power_sum`` (H, W//2+1) float64
-    half-plane sums, ``count`` (images x channels) and ``width`` (W).
+    :class:`SpectrumResult`. Per-point states: ``logamp_sum`` and ``power_sum``, (H, W) float64 of which
+    the rfft half plane [:, :W//2+1] holds the sums (the shape keeps W), and ``count`` (images x channels).
 
     Args:
         preset: the protocol this run follows (recorded in the provenance).
@@ -228,8 +223,8 @@ class SpectralEnergy(Measure):
     def _point(self, name: str) -> PointSpectrum:
         count = float(self.count[name])
         h, w = self.logamp_sum[name].shape
-        logamp = centre(full_plane(self.logamp_sum[name][:, : w // 2 + 1].cpu() / count, w))
-        power = centre(full_plane(self.power_sum[name][:, : w // 2 + 1].cpu() / count, w))
+        logamp = torch.fft.fftshift(full_plane(self.logamp_sum[name][:, : w // 2 + 1].cpu() / count, w), dim=(-2, -1))
+        power = torch.fft.fftshift(full_plane(self.power_sum[name][:, : w // 2 + 1].cpu() / count, w), dim=(-2, -1))
         k = min(h - h // 2, w - w // 2)
         ks = torch.arange(k)
         diag = logamp[h // 2 + ks, w // 2 + ks]
