@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from freqlens.errors import FreqlensError, UsageError
 from freqlens.io.images import ImageSet, find_images, sample_images_dir
 from freqlens.io.outputs import atomic_output_dir, check_output_dir
-from freqlens.io.results import write_json
+from freqlens.io.results import to_jsonable, write_json
 from freqlens.lens import ProbePoint, default_probe_points, probe_points_for, select_probe_points
 from freqlens.loading import LoadedModel, load_model
 from freqlens.measures.base import Measure
@@ -30,11 +30,11 @@ from freqlens.measures.freq_response import BandLimitedAccuracy, FourierSensitiv
 from freqlens.measures.interaction_order import InteractionOrder
 from freqlens.measures.rank_collapse import RankCollapse
 from freqlens.measures.rotation_consistency import RotationConsistency
-from freqlens.measures.spectral_energy import SpectralEnergy, SpectrumResult
+from freqlens.measures.spectral_energy import SpectralEnergy
 from freqlens.provenance import provenance
 from freqlens.runner import feed, make_loader, rank_and_world, resolve_device, resolve_dtype, stream
 
-__all__ = ["MeasureReport", "Report", "SpectrumReport", "choose_probe_points", "compare", "erf", "gradcam", "interactions",
+__all__ = ["MeasureReport", "Report", "choose_probe_points", "compare", "erf", "gradcam", "interactions",
            "load_model", "probe_points", "rank", "report", "response", "rotation", "spectrum"]
 
 
@@ -57,33 +57,11 @@ def choose_probe_points(model: nn.Module, patterns: Sequence[str], input_size: t
     return probe_points_for(model, names, input_size)
 
 
-@dataclasses.dataclass
-class SpectrumReport:
-    """What ``spectrum`` returns: the result, the probe points it covers, and its provenance."""
-
-    result: SpectrumResult
-    points: list[ProbePoint]
-    provenance: dict[str, Any]
-
-    def to_json(self, point_records: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"measure": "spectrum", "provenance": self.provenance, "points": point_records}
-
-    def write(self, out: str | Path, overwrite: bool = False) -> Path:
-        """Write results.json, CSVs, maps and figures into ``out`` atomically."""
-        from freqlens.reports.spectrum import write_spectrum_outputs
-
-        title = self.provenance["model"]["name"]
-        with atomic_output_dir(out, overwrite) as tmp:
-            records = write_spectrum_outputs(tmp, self.result, self.points, title)
-            write_json(tmp / "results.json", self.to_json(records))
-        return Path(out)
-
-
 def spectrum(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | None = None, *,
              ckpt: str | Path | None = None, weights: str = "auto", trust_checkpoint: bool = False,
              probes: Sequence[str] = (), preset: str = "parkkim2022", batch_size: int = 32, limit: int | None = None,
              num_workers: int = 0, device: str = "auto", dtype: str = "float32", seed: int = 0,
-             progress: bool = True, out: str | Path | None = None, overwrite: bool = False) -> SpectrumReport:
+             progress: bool = True, out: str | Path | None = None, overwrite: bool = False) -> MeasureReport:
     """Spectral energy per probe point (measures.md §1) of ``model`` over ``images``.
 
     Args:
@@ -95,16 +73,12 @@ def spectrum(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
         out: if given, write results.json, CSVs and figures there (atomically; ``overwrite`` replaces).
 
     Returns:
-        A :class:`SpectrumReport`.
+        A :class:`MeasureReport` whose ``result`` is a :class:`SpectrumResult`.
     """
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
     measure = _measure(SpectralEnergy, preset)
     config, points = setup.stream_features(measure, probes, batch_size, num_workers, progress)
-    measure.sync()
-    report = SpectrumReport(measure.compute(), points, setup.provenance(measure.name, measure.settings(), config, probes))
-    if out is not None and rank_and_world()[0] == 0:
-        report.write(out, overwrite)
-    return report
+    return setup.finish(measure, points, config, probes, out, overwrite)
 
 
 def _as_loaded(model: str | nn.Module | LoadedModel, ckpt, weights, trust, device: torch.device) -> LoadedModel:
@@ -120,27 +94,25 @@ def _as_loaded(model: str | nn.Module | LoadedModel, ckpt, weights, trust, devic
         return load_model(model, ckpt, weights=weights, trust=trust, device=device)
 
 
-def _jsonable_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
-
-
 @dataclasses.dataclass
 class MeasureReport:
-    """What ``erf``, ``interactions``, ``rank`` and ``rotation`` return: the measure's ``compute()``
-    result, the probe points it covers and its provenance."""
+    """What every analysis returns: the measure's ``compute()`` result (a :class:`SpectrumResult` for
+    ``spectrum``, else a dict), the probe points it covers and its provenance."""
 
     measure: str
-    result: dict[str, Any]
+    result: Any
     points: list[ProbePoint]
     provenance: dict[str, Any]
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write results.json, CSVs, arrays and figures into ``out`` atomically."""
-        from freqlens.reports import erf, freq_response, gradcam_outputs, interaction_order, rank_collapse, rotation_consistency
+        from freqlens.reports import (erf, freq_response, gradcam_outputs, interaction_order, rank_collapse,
+                                      rotation_consistency, spectrum)
 
         title = self.provenance["model"]["name"]
         kinds = {p.name: p.kind for p in self.points}
         writers = {
+            "spectrum": lambda d: {"points": spectrum.write_spectrum_outputs(d, self.result, self.points, title)},
             "erf": lambda d: {"points": erf.write_erf_outputs(d, self.result, title)},
             "interactions": lambda d: interaction_order.write_interaction_outputs(d, self.result, title),
             "rank": lambda d: {"points": rank_collapse.write_rank_outputs(
@@ -277,7 +249,7 @@ class _Setup:
     def provenance(self, name: str, settings: dict[str, Any], config: dict[str, Any], probes: Sequence[str]) -> dict[str, Any]:
         """The provenance block of this run's results."""
         return provenance(model=self.loaded.provenance(), images=self.image_set.provenance(),
-                          preprocessing=_jsonable_cfg(config), measure={"name": name, **settings, "probe_patterns": list(probes)},
+                          preprocessing=to_jsonable(config), measure={"name": name, **settings, "probe_patterns": list(probes)},
                           device=self.device, dtype=self.dtype, seed=self.seed)
 
     def finish(self, measure: Measure, points: list[ProbePoint], config: dict[str, Any], probes: Sequence[str],
@@ -482,7 +454,7 @@ def report(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet |
     shared = {"device": device, "dtype": dtype, "seed": seed, "progress": progress, "num_workers": num_workers}
     runs = {name: _ANALYSES[name](setup.loaded, setup.image_set, **shared, **options.get(name, {})) for name in measures}
     prov = provenance(model=setup.loaded.provenance(), images=setup.image_set.provenance(),
-                      preprocessing=_jsonable_cfg(setup.loaded.data_config()),
+                      preprocessing=to_jsonable(setup.loaded.data_config()),
                       measure={"name": "report", "measures": list(measures), "options": options},
                       device=setup.device, dtype=setup.dtype, seed=seed)
     title = f"freqlens report: {setup.loaded.name}"

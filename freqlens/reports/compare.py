@@ -56,7 +56,7 @@ def gradcam_comparison_figure(cams: dict[str, dict[str, Any]]) -> plt.Figure:
 
 def write_comparison_outputs(directory: Path, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Write ``compare_spectrum.csv`` and the two comparison figures; ``runs[label]`` holds that model's
-    ``spectrum`` (SpectrumReport) and ``gradcam`` (MeasureReport). Returns the JSON records."""
+    ``spectrum`` and ``gradcam`` (MeasureReports). Returns the JSON records."""
     curves = {}
     rows = []
     for label, run in runs.items():
