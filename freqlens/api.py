@@ -86,9 +86,8 @@ def _as_loaded(model: str | nn.Module | LoadedModel, ckpt, weights, trust, devic
         return model
     if isinstance(model, nn.Module):
         if ckpt is not None:
-            raise FreqlensError("pass either a model name with ckpt, or a model object with its weights loaded",
-                                exit_code=2)
-        return LoadedModel(model.to(device), type(model).__name__, None, None, given_weights=True)
+            raise UsageError("pass either a model name with ckpt, or a model object with its weights loaded")
+        return LoadedModel(model.to(device), type(model).__name__, None, given_weights=True)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         return load_model(model, ckpt, weights=weights, trust=trust, device=device)
@@ -320,7 +319,8 @@ def gradcam(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet 
             maps = check.original
             steps[:] = check.steps
             parts["spearman"].append(check.spearman)
-            parts["first"].append(check.maps[:, 0])
+            if not parts["first"]:  # the first image's maps per step, for the figure
+                parts["first"].append(check.maps[:, 0])
         else:
             maps = cam.gradcam(net, x, batch_classes, target, method)
         parts["indices"] += indices
@@ -562,8 +562,7 @@ def _write_page(title: str, prov: dict[str, Any], runs: dict[str, Any], extra: A
             results["comparison"] = extra(root)
             sections.append(html.folder_section("Comparison", root, root))
         for folder, run in runs.items():
-            (root / folder).parent.mkdir(parents=True, exist_ok=True)
-            run.write(root / folder)
+            run.write(root / folder)  # atomic_output_dir makes the parent folders
             results["results"][folder] = json.loads((root / folder / "results.json").read_text())
             sections.append(html.folder_section(folder, root / folder, root))
         sections.append("<h2>Provenance</h2>" + html.provenance_table(prov))

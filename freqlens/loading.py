@@ -27,8 +27,7 @@ class LoadedModel:
 
     model: nn.Module
     name: str
-    checkpoint: LoadedCheckpoint | None
-    load_report: dict[str, list[str]] | None
+    checkpoint: LoadedCheckpoint | None  # its provenance; the tensors are dropped once loaded into the model
     given_weights: bool = False  # an nn.Module passed in: its weights are whatever the caller set
 
     @property
@@ -63,14 +62,14 @@ def load_model(name: str, ckpt: str | Path | None = None, *, weights: WeightsCho
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise FreqlensError(f"model factory {name!r} returned {type(model).__name__}, not an nn.Module")
-    report = None
     if checkpoint is not None:
-        report = apply_to_model(model, checkpoint)
+        apply_to_model(model, checkpoint)
+        checkpoint = dataclasses.replace(checkpoint, state_dict={})  # the model holds the weights now
     else:
         warnings.warn(f"{name}: no checkpoint given, the weights are RANDOM; results describe an untrained network",
                       stacklevel=2)
     model.eval().to(device)
-    return LoadedModel(model, name, checkpoint, report)
+    return LoadedModel(model, name, checkpoint)
 
 
 def resolve_factory(name: str) -> Callable[..., nn.Module]:

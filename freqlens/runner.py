@@ -99,35 +99,26 @@ def make_loader(images: ImageSet, transform: Callable, batch_size: int, num_work
 
 def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
            observer: Callable[[ProbePoint, torch.Tensor], None], *, device: torch.device, dtype: torch.dtype,
-           progress: bool = True, on_output: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> int:
-    """Run every batch of ``loader`` through ``model`` with the lens attached; returns the images seen.
+           progress: bool = True) -> None:
+    """Run every batch of ``loader`` through ``model`` without gradients, the lens attached:
+    ``observer`` gets each probe point's features as they are produced."""
+    with Lens(model, points, observer) as lens:
 
-    ``observer`` gets each probe point's features as they are produced; ``on_output(logits, labels)``
-    gets the model's output per batch.
-    """
-    from tqdm.auto import tqdm
+        def forward(images: torch.Tensor, _labels: torch.Tensor | None, _indices: list[int]) -> None:
+            with torch.inference_mode():
+                lens.model(images)
 
-    seen = 0
-    input_dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    with Lens(model, points, observer) as lens, precision(model, device, dtype), torch.inference_mode():
-        bar = tqdm(loader, desc="images", unit="batch", file=sys.stderr, disable=not progress or None,
-                   total=len(loader), leave=False)
-        for images, labels in bar:
-            output = lens.model(images.to(device, input_dtype, non_blocking=True))
-            if on_output is not None:
-                on_output(output, labels.to(device))
-            seen += images.shape[0]
-    return seen
+        feed(model, loader, forward, device=device, dtype=dtype, labelled=False, progress=progress)
 
 
 def feed(model: nn.Module, loader: DataLoader, update: Callable[[torch.Tensor, torch.Tensor | None, list[int]], None], *,
-         device: torch.device, dtype: torch.dtype, labelled: bool, progress: bool = True) -> int:
+         device: torch.device, dtype: torch.dtype, labelled: bool, progress: bool = True) -> None:
     """Hand every batch to a measure that drives the model itself (ERF, interactions, rotation).
 
     ``update(images, labels, indices)`` gets the images on ``device``, the labels (None when the image set
     has none) and each image's index in the whole image set (``make_loader`` gives rank r every
     world-th image from r), which seeds per-image sampling identically in any number of processes.
-    Gradients stay available: the measure decides where it needs them. Returns the images seen.
+    Gradients stay available: the measure decides where it needs them.
     """
     from tqdm.auto import tqdm
 
@@ -141,4 +132,3 @@ def feed(model: nn.Module, loader: DataLoader, update: Callable[[torch.Tensor, t
             indices = [rank + world * (seen + i) for i in range(images.shape[0])]
             update(images.to(device, input_dtype, non_blocking=True), labels.to(device) if labelled else None, indices)
             seen += images.shape[0]
-    return seen

@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping
 
 import torch
 
-from freqlens.errors import FreqlensError
+from freqlens.errors import FreqlensError, UsageError
 from freqlens.io import standins
 
 WeightsChoice = Literal["auto", "model", "ema"]
@@ -62,7 +62,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
         raise FreqlensError(f"checkpoint {str(path)!r} does not exist", hint="check the --ckpt path")
     if path.stat().st_size == 0:
         raise FreqlensError(f"checkpoint {str(path)!r} is empty (0 bytes)", hint="the file was not written completely; download or save it again")
-    if path.suffix == ".safetensors" or _is_safetensors(path):
+    if _is_safetensors(path):
         from safetensors.torch import load_file
 
         try:
@@ -95,6 +95,9 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> Any:
 
 
 def _is_safetensors(path: Path) -> bool:
+    """By its suffix, else by its header: an 8-byte length, then the JSON header's '{'."""
+    if path.suffix == ".safetensors":
+        return True
     with open(path, "rb") as f:
         head = f.read(9)
     return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
@@ -117,7 +120,7 @@ def _unsafe_globals(path: Path) -> list[str]:
 def select_state_dict(obj: Any, weights: WeightsChoice = "auto") -> tuple[dict[str, torch.Tensor], str | None, str, list[str]]:
     """Pick the state_dict out of a checkpoint container; returns (state_dict, key, "model"|"ema", other keys)."""
     if weights not in ("auto", "model", "ema"):
-        raise FreqlensError(f"weights must be auto, model or ema, got {weights!r}", exit_code=2)
+        raise UsageError(f"weights must be auto, model or ema, got {weights!r}")
     if not isinstance(obj, Mapping):
         raise FreqlensError(f"checkpoint holds a {type(obj).__name__}, not a state_dict or a dict of them",
                             hint="save model.state_dict() rather than the model object")
@@ -162,12 +165,12 @@ def load_checkpoint(path: str | Path, weights: WeightsChoice = "auto", trust: bo
     state_dict, stripped = strip_prefixes(state_dict)
     return LoadedCheckpoint(
         path=str(path), sha256=sha256_of(path), state_dict=state_dict, source_key=key, weights=kind,
-        format="safetensors" if Path(path).suffix == ".safetensors" or _is_safetensors(Path(path)) else "torch",
+        format="safetensors" if _is_safetensors(Path(path)) else "torch",
         trusted=trust, stripped_prefixes=stripped, other_keys=others,
     )
 
 
-def apply_to_model(model: torch.nn.Module, checkpoint: LoadedCheckpoint, strict: bool = True) -> dict[str, list[str]]:
+def apply_to_model(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> dict[str, list[str]]:
     """Run the family's ``checkpoint_filter_fn`` and load; a mismatch raises with a readable key diff."""
     import sys
 
@@ -180,12 +183,12 @@ def apply_to_model(model: torch.nn.Module, checkpoint: LoadedCheckpoint, strict:
     unexpected = [k for k in state_dict if k not in own]
     mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
                   for k, v in state_dict.items() if k in own and v.shape != own[k].shape]
-    if strict and (missing or unexpected or mismatched):
+    if missing or unexpected or mismatched:
         raise FreqlensError(
             f"checkpoint {checkpoint.path!r} does not fit {type(model).__name__}:\n" + _key_diff(missing, unexpected, mismatched),
             hint="is this checkpoint for another architecture or variant? check --model",
         )
-    model.load_state_dict({k: v for k, v in state_dict.items() if k in own and v.shape == own[k].shape}, strict=strict)
+    model.load_state_dict(state_dict)
     return {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
 
 

@@ -6,6 +6,7 @@ the error names the file. The image list is hashed into the provenance.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob as globlib
 import hashlib
 import random
@@ -16,7 +17,7 @@ from typing import Callable
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from freqlens.errors import FreqlensError
+from freqlens.errors import FreqlensError, UsageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -42,8 +43,10 @@ class ImageSet:
     def has_labels(self) -> bool:
         return bool(self.classes)
 
+    @functools.cached_property
     def list_sha256(self) -> str:
-        """Hash of the image list (relative names, sizes, labels): which images, in which order."""
+        """Hash of the image list (relative names, sizes, labels): which images, in which order
+        (one stat per image, so computed once per set)."""
         digest = hashlib.sha256()
         root = Path(self.source) if Path(self.source).is_dir() else None
         for path, label in zip(self.paths, self.labels, strict=True):
@@ -52,7 +55,7 @@ class ImageSet:
         return digest.hexdigest()
 
     def provenance(self) -> dict:
-        return {"source": self.source, "count": len(self), "list_sha256": self.list_sha256(),
+        return {"source": self.source, "count": len(self), "list_sha256": self.list_sha256,
                 "labelled": self.has_labels, "classes": list(self.classes)[:50]}
 
 
@@ -63,7 +66,7 @@ def find_images(source: str | Path, limit: int | None = None, seed: int = 0) -> 
     still covers every class of a tree.
     """
     if limit is not None and limit < 1:
-        raise FreqlensError(f"--limit must be >= 1, got {limit}", exit_code=2)
+        raise UsageError(f"--limit must be >= 1, got {limit}")
     source = str(source)
     path = Path(source)
     if path.is_dir():
@@ -76,8 +79,8 @@ def find_images(source: str | Path, limit: int | None = None, seed: int = 0) -> 
         paths = sorted(Path(p) for p in globlib.glob(source, recursive=True) if p.lower().endswith(IMAGE_SUFFIXES))
         labels, classes = [-1] * len(paths), []
     else:
-        raise FreqlensError(f"--images {source!r} is not a folder, a glob pattern, an image or a .txt list",
-                            hint="pass a folder of images, a pattern such as 'val/*.JPEG', or a text file of paths", exit_code=2)
+        raise UsageError(f"--images {source!r} is not a folder, a glob pattern, an image or a .txt list",
+                         hint="pass a folder of images, a pattern such as 'val/*.JPEG', or a text file of paths")
     if not paths:
         raise FreqlensError(f"--images {source!r} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})",
                             hint="check the path, or the pattern's quoting in your shell")

@@ -7,16 +7,16 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from freqlens.errors import FreqlensError
+from freqlens.errors import UsageError
 
 
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     """Refuse an existing non-empty ``out`` unless ``overwrite``; call before any expensive work."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise FreqlensError(f"--out {str(out)!r} exists and is not a directory", hint="choose another --out path", exit_code=2)
+        raise UsageError(f"--out {str(out)!r} exists and is not a directory", hint="choose another --out path")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FreqlensError(f"--out {str(out)!r} already holds results", hint="choose a new --out or pass --overwrite", exit_code=2)
+        raise UsageError(f"--out {str(out)!r} already holds results", hint="choose a new --out or pass --overwrite")
     return out
 
 

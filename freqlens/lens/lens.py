@@ -45,14 +45,13 @@ class Lens:
         [torch.Size([2, 4, 8, 8])]
     """
 
-    def __init__(self, model: nn.Module, points: Sequence[ProbePoint], observer: Observer, eval_mode: bool = True):
+    def __init__(self, model: nn.Module, points: Sequence[ProbePoint], observer: Observer):
         names = [p.name for p in points]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate probe points in {names}")
         self.model = model
         self.points = list(points)
         self.observer = observer
-        self.eval_mode = eval_mode
         self._input_hw: tuple[int, int] | None = None
         self._stack: contextlib.ExitStack | None = None
 
@@ -60,8 +59,7 @@ class Lens:
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(preserved_state(self.model))
-            if self.eval_mode:
-                self.model.eval()
+            self.model.eval()
             stack.callback(self._forget_input)
             handle = self.model.register_forward_pre_hook(self._record_input)
             stack.callback(handle.remove)

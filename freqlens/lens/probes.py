@@ -218,7 +218,7 @@ def _trial_shapes(model: nn.Module, names: Sequence[str], input_size: tuple[int,
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    with preserved_state(model), torch.no_grad():
+    with preserved_state(model):
         model.eval()
         try:
             for name in names:
