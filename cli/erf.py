@@ -32,13 +32,14 @@ def erf(
 ) -> None:
     """Effective receptive field: mean input-gradient heat map of the centre pixel and its area ratios."""
     from freqlens import api
+    from freqlens.measures.erf import THRESHOLDS
 
     with user_errors():
         report = api.erf(model, images, ckpt=ckpt, weights=weights, trust_checkpoint=trust_checkpoint, probes=probe or (),
                          preset=preset, input_size=input_size, on_coupling=on_coupling, batch_size=batch_size, limit=limit,
                          num_workers=num_workers, device=device, dtype=dtype, seed=seed, progress=not quiet, out=out,
                          overwrite=overwrite)
-    typer.echo("point\timages\t" + "\t".join(f"area@{t}" for t in (0.2, 0.3, 0.5, 0.99)))
+    typer.echo("point\timages\t" + "\t".join(f"area@{t}" for t in THRESHOLDS))
     for point in report.result["points"]:
         ratios = "\t".join("n/a" if r is None else f"{r:.4f}" for r in point["area_ratios"].values())
         typer.echo(f"{point['name']}\t{point['images']}\t{ratios}")

@@ -32,6 +32,7 @@ def rotation(
 ) -> None:
     """Top-1 agreement, accuracy, logit cosine and KL under rotation; per-layer invariance and equivariance."""
     from freqlens import api
+    from freqlens.measures.rotation_consistency import OUTPUT_QUANTITIES
 
     with user_errors():
         report = api.rotation(model, images, ckpt=ckpt, weights=weights, trust_checkpoint=trust_checkpoint,
@@ -41,6 +42,6 @@ def rotation(
     result = report.result
     typer.echo("angle\tagreement\taccuracy\tlogit_cosine\tkl")
     for i, angle_deg in enumerate(result["angles"]):
-        row = [result["outputs"][q][i] for q in ("agreement", "correct", "logit_cosine", "kl")]
+        row = [result["outputs"][q][i] for q in OUTPUT_QUANTITIES]
         typer.echo(f"{angle_deg:g}\t" + "\t".join(f"{v:.4f}" for v in row))
     typer.echo(f"wrote {out}", err=True)

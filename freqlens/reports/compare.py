@@ -9,10 +9,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from freqlens.io.results import save_figure, write_csv
-from freqlens.reports.figures import OKABE_ITO, paper_style
+from freqlens.reports.figures import MARKERS, paper_style
 from freqlens.reports.gradcam_outputs import GRID_IMAGES, overlay
 
-MARKERS = "osD^v<>p"
+COLUMNS = ("model", "point", "normalized_depth", "delta_log_amplitude", "hf_fraction")
 
 
 def spectrum_comparison_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
@@ -20,8 +20,8 @@ def spectrum_comparison_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]])
     with paper_style():
         fig, ax = plt.subplots(figsize=(4.2, 3.0), layout="constrained")
         for i, (label, (depth, delta)) in enumerate(curves.items()):
-            ax.plot(depth, delta, color=OKABE_ITO[i % len(OKABE_ITO)], marker=MARKERS[i % len(MARKERS)], ms=3, lw=1.0,
-                    label=label)
+            # colours from paper_style's Okabe-Ito cycle
+            ax.plot(depth, delta, marker=MARKERS[i % len(MARKERS)], ms=3, lw=1.0, label=label)
         ax.set_xlabel("normalised depth")
         ax.set_ylabel("Δ log amplitude at highest freq.")
         ax.set_title("spectrum: Δ log amplitude vs depth")
@@ -66,10 +66,8 @@ def write_comparison_outputs(directory: Path, runs: dict[str, dict[str, Any]]) -
         curves[label] = (depth, delta)
         rows += [(label, p.name, float(d), p.delta_log_amplitude, p.hf_fraction)
                  for p, d in zip(result.points, depth, strict=True)]
-    write_csv(directory / "compare_spectrum.csv", ["model", "point", "normalized_depth", "delta_log_amplitude", "hf_fraction"],
-              rows)
+    write_csv(directory / "compare_spectrum.csv", list(COLUMNS), rows)
     save_figure(spectrum_comparison_figure(curves), directory, "compare_spectrum_delta_vs_depth")
     save_figure(gradcam_comparison_figure({label: run["gradcam"].result for label, run in runs.items()}), directory,
                 "compare_gradcam")
-    return {"models": list(runs), "spectrum": [dict(zip(("model", "point", "normalized_depth", "delta_log_amplitude",
-                                                         "hf_fraction"), r)) for r in rows]}
+    return {"models": list(runs), "spectrum": [dict(zip(COLUMNS, r)) for r in rows]}

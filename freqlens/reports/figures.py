@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 # Okabe & Ito (2008) colour-blind-safe qualitative palette
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
+MARKERS = "osD^v<>p"  # one per model or point, so lines stay apart in grey print too
 DEPTH_CMAP = "viridis"  # perceptually uniform, readable in grey and by colour-blind readers
 
 STYLE = {

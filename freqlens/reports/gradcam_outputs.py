@@ -24,12 +24,16 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarra
     return np.clip((1 - alpha) * image / 255.0 + alpha * colour, 0, 1)
 
 
-def display_images(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
-    """Model inputs (B, 3, H, W) back to displayable uint8 RGB (B, H, W, 3) by undoing the normalisation."""
+def unnormalised(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
+    """Model inputs (B, 3, H, W) back to RGB pixels in [0, 1], (B, H, W, 3) on the CPU."""
     mean_t = torch.as_tensor(mean, dtype=torch.float32)[:, None, None]
     std_t = torch.as_tensor(std, dtype=torch.float32)[:, None, None]
-    rgb = (x.detach().float().cpu() * std_t + mean_t).clamp(0, 1)
-    return (rgb * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return (x.detach().float().cpu() * std_t + mean_t).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def display_images(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
+    """Model inputs (B, 3, H, W) back to displayable uint8 RGB (B, H, W, 3) by undoing the normalisation."""
+    return (unnormalised(x, mean, std) * 255).round().to(torch.uint8)
 
 
 def overlays_figure(result: dict[str, Any], title: str) -> plt.Figure:

@@ -100,7 +100,7 @@ def _cell(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
         text = ", ".join(_cell(v) for v in value[:12])
-        return f"[{text}{', …' if len(value) > 12 else ''}] ({len(value)})" if len(value) > 12 else f"[{text}]"
+        return f"[{text}, …] ({len(value)})" if len(value) > 12 else f"[{text}]"
     return str(value)
 
 

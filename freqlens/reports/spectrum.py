@@ -20,8 +20,7 @@ def relative_log_amplitude_figure(result: SpectrumResult, title: str) -> plt.Fig
         cmap = plt.get_cmap(DEPTH_CMAP)
         for point, depth in zip(result.points, result.normalized_depth(), strict=True):
             ax.plot(point.diag_freq.numpy(), point.relative_log_amplitude.numpy(), color=cmap(depth), lw=1.0)
-        ticks = sorted({round(float(f), 3) for p in result.points for f in p.diag_freq})
-        ax.set_xlim(0, max(ticks) if ticks else 1)
+        ax.set_xlim(0, max((round(float(f), 3) for p in result.points for f in p.diag_freq), default=1))
         ax.set_xlabel("diagonal frequency (×π rad/px)")
         ax.set_ylabel("Δ log amplitude (rel. to DC)")
         ax.set_title(title)

@@ -18,6 +18,7 @@ import freqlens.api as fl
 from freqlens.io.images import ImageDataset, ImageSet, find_images, sample_images_dir
 from freqlens.io.results import save_figure
 from freqlens.loading import LoadedModel
+from freqlens.reports.gradcam_outputs import unnormalised
 from freqlens.runner import resolve_device
 
 RANDOM = "random"  # a --ckpt value meaning "no checkpoint": random weights, labelled as such
@@ -83,9 +84,7 @@ def image_batch(subject: Subject, images: ImageSet) -> tuple[torch.Tensor, torch
 def to_display(subject: Subject, x: torch.Tensor) -> np.ndarray:
     """Undo the model's normalisation: (B, C, H, W) inputs -> (B, H, W, C) pixels in [0, 1]."""
     config = subject.loaded.data_config()
-    mean = torch.tensor(config["mean"], device=x.device)[:, None, None]
-    std = torch.tensor(config["std"], device=x.device)[:, None, None]
-    return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    return unnormalised(x, config["mean"], config["std"]).numpy()
 
 
 def save(fig, args: argparse.Namespace, default_stem: str) -> list[Path]:

@@ -18,9 +18,7 @@ import matplotlib.pyplot as plt
 
 import _common
 import freqlens.api as fl
-from freqlens.reports.figures import paper_style
-
-MARKERS = "osD^v<>p"
+from freqlens.reports.figures import MARKERS, paper_style
 
 
 def figure(series: list[tuple[str, list[float], list[float]]], images: int) -> plt.Figure:

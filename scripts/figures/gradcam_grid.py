@@ -21,9 +21,9 @@ import numpy as np
 import _common
 from freqlens.reports.figures import paper_style
 from freqlens.reports.gradcam import CamResult, gradcam
+from freqlens.reports.gradcam_outputs import MAP_CMAP
 
 DEFAULT = "default"  # a --target value meaning the model's own default layer
-CAM_CMAP = "inferno"  # perceptually uniform; stays readable over a greyed photo
 
 
 def figure(inputs: np.ndarray, columns: list[tuple[str, np.ndarray, CamResult]], method: str) -> plt.Figure:
@@ -38,7 +38,7 @@ def figure(inputs: np.ndarray, columns: list[tuple[str, np.ndarray, CamResult]],
             for col, (label, pixels, cam) in enumerate(columns, start=1):
                 ax = axes[row][col]
                 ax.imshow(pixels[row].mean(axis=-1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                image = ax.imshow(cam.maps[row].numpy(), cmap=CAM_CMAP, vmin=0, vmax=1, alpha=0.6,
+                image = ax.imshow(cam.maps[row].numpy(), cmap=MAP_CMAP, vmin=0, vmax=1, alpha=0.6,
                                   interpolation="bilinear")
                 ax.set_xlabel(f"class {int(cam.classes[row])}", fontsize=7, labelpad=1)
                 if row == 0:

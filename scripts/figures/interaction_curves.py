@@ -19,9 +19,7 @@ import numpy as np
 
 import _common
 import freqlens.api as fl
-from freqlens.reports.figures import paper_style
-
-MARKERS = "osD^v<>p"
+from freqlens.reports.figures import MARKERS, paper_style
 
 
 def figure(curves: list[tuple[str, dict]]) -> plt.Figure:
