@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
+import types
 from pathlib import Path
 
 import torch
@@ -57,8 +59,16 @@ def assert_state_dict_matches(model: torch.nn.Module, golden: dict) -> None:
     assert n_params == golden["num_params"], f"{golden['variant']}: {n_params} params, official {golden['num_params']}"
 
 
-def _rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖ours − ref‖ / ‖ref‖, in float64."""
+    ours, ref = ours.double(), ref.double()
     return float((ours - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def assert_weights_equal(model: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
+    """Every tensor of ``expected`` equals the model's own of that name (its state_dict built once)."""
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in expected.items())
 
 
 def assert_output_matches(output, golden: dict, tol: float) -> None:
@@ -68,7 +78,7 @@ def assert_output_matches(output, golden: dict, tol: float) -> None:
         ref = torch.tensor(golden["output"], dtype=torch.float64)
         ours = output.detach().to(torch.float64).cpu()
         assert list(ours.shape) == list(ref.shape), f"{name}: output shape {list(ours.shape)} vs {list(ref.shape)}"
-        err = _rel_err(ours, ref)
+        err = rel_err(ours, ref)
         assert err < tol, f"{name}: logits relative error {err:.3e} >= {tol:.0e}"
         return
     assert len(output) == len(golden["output"]), f"{name}: {len(output)} feature maps vs {len(golden['output'])}"
@@ -82,7 +92,7 @@ def assert_output_matches(output, golden: dict, tol: float) -> None:
             err = abs(float(stats[key]) - ref[key]) / max(abs(ref[key]), 1e-12)
             assert err < tol, f"{name}: map {i} {key} {float(stats[key])!r} vs {ref[key]!r} (rel {err:.2e})"
         samples = feat.flatten()[torch.tensor(ref["sample_flat_index"])]
-        err = _rel_err(samples, torch.tensor(ref["sample_value"], dtype=torch.float64))
+        err = rel_err(samples, torch.tensor(ref["sample_value"], dtype=torch.float64))
         assert err < tol, f"{name}: map {i} samples relative error {err:.3e} >= {tol:.0e}"
 
 
@@ -99,3 +109,21 @@ def assert_probe_maps_declared(model: torch.nn.Module, x: torch.Tensor) -> dict:
     for point, shape in shapes.values():
         assert len(shape) == 4 and shape[2] == x.shape[2] // point.reduction, (point, shape)
     return shapes
+
+
+def install_fake_yacs(monkeypatch) -> type:
+    """Put a stand-in ``yacs.config`` into ``sys.modules`` and return its CfgNode: a dict subclass with
+    attribute state, pickled as ``yacs.config.CfgNode`` like the `config` entry of the official training
+    codes' checkpoints. Remove both modules again after saving, so that loading runs without yacs."""
+
+    class CfgNode(dict):
+        def __init__(self, init=None, **entries):
+            super().__init__(init or {}, **entries)
+            self.__dict__["__immutable__"] = False
+
+    CfgNode.__module__, CfgNode.__qualname__ = "yacs.config", "CfgNode"
+    module = types.ModuleType("yacs.config")
+    module.CfgNode = CfgNode
+    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
+    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    return CfgNode

@@ -4,12 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 import freqlens.api
-from freqlens.cli import app
+from cli_checks import invoke
 
-runner = CliRunner()
 FAST = ["--model", "test_resnet", "--limit", "2", "--quiet", "--device", "cpu"]
 
 CASES = {
@@ -24,7 +22,7 @@ CASES = {
 def test_command_writes_results_tables_and_figures(tmp_path, command):
     extra, expected = CASES[command]
     out = tmp_path / "run"
-    result = runner.invoke(app, [command, *FAST, *extra, "--out", str(out)])
+    result = invoke(command, *FAST, *extra, "--out", str(out))
     assert result.exit_code == 0, result.output
     assert expected | {"results.json"} <= {p.name for p in out.iterdir()}
     payload = json.loads((out / "results.json").read_text())
@@ -41,8 +39,8 @@ def test_options_reach_the_api(monkeypatch, tmp_path):
         raise freqlens.FreqlensError("stop here")
 
     monkeypatch.setattr(freqlens.api, "rotation", fake)
-    result = runner.invoke(app, ["rotation", "-m", "x", "-o", str(tmp_path / "o"), "--angle", "45", "--angle", "90",
-                                 "--interpolation", "bilinear", "--preset", "rot90"])
+    result = invoke("rotation", "-m", "x", "-o", str(tmp_path / "o"), "--angle", "45", "--angle", "90",
+                    "--interpolation", "bilinear", "--preset", "rot90")
     assert result.exit_code == 1 and "stop here" in result.stderr
     assert seen["angles"] == [45.0, 90.0] and seen["interpolation"] == "bilinear" and seen["preset"] == "rot90"
 
@@ -56,7 +54,7 @@ def test_options_reach_the_api(monkeypatch, tmp_path):
     ],
 )
 def test_usage_errors_exit_2(tmp_path, args, message):
-    result = runner.invoke(app, [*args, *FAST, "--out", str(tmp_path / "o")])
+    result = invoke(*args, *FAST, "--out", str(tmp_path / "o"))
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert not (tmp_path / "o").exists()

@@ -14,13 +14,11 @@ import pytest
 import timm
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 import freqlens.api
-from freqlens.cli import app
+from cli_checks import invoke, no_output_left
 from freqlens.io.images import sample_images_dir
 
-runner = CliRunner()
 CHROMIUM = Path("/usr/bin/chromium")
 FAST = ["--quiet", "--device", os.environ.get("FREQLENS_TEST_DEVICE", "cpu")]
 HERE = Path(__file__).resolve()
@@ -37,14 +35,6 @@ def tiny_vit() -> torch.nn.Module:
 
 
 RESNET, VIT = f"{HERE}:tiny_resnet", f"{HERE}:tiny_vit"
-
-
-def _invoke(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def _no_output_left(out: Path) -> bool:
-    return not out.exists() and not any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir())
 
 
 def _figure_stems(folder: Path) -> set[Path]:
@@ -82,7 +72,7 @@ def resnet_ckpt(tmp_path_factory) -> Path:
 # -- gradcam -----------------------------------------------------------------------------------------
 def test_gradcam_writes_overlays_maps_and_sanity_check(tmp_path, images, resnet_ckpt):
     out = tmp_path / "cam"
-    result = _invoke("gradcam", "--model", RESNET, "--ckpt", str(resnet_ckpt), "--images", str(images), "--sanity",
+    result = invoke("gradcam", "--model", RESNET, "--ckpt", str(resnet_ckpt), "--images", str(images), "--sanity",
                      "--classes", "3", "--out", str(out), *FAST)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "image\tclass\traw_max\traw_mean"
@@ -107,7 +97,7 @@ def test_gradcam_writes_overlays_maps_and_sanity_check(tmp_path, images, resnet_
 
 def test_gradcam_on_a_class_token_vit_uses_the_last_norm1(tmp_path, images):
     out = tmp_path / "cam"
-    result = _invoke("gradcam", "--model", VIT, "--images", str(images), "--method", "gradcam++", "--out", str(out), *FAST)
+    result = invoke("gradcam", "--model", VIT, "--images", str(images), "--method", "gradcam++", "--out", str(out), *FAST)
     assert result.exit_code == 0, result.output
     payload = json.loads((out / "results.json").read_text())
     assert payload["target"] == {"name": "blocks.5.norm1", "layout": "NLC", "kind": "norm", "reduction": 16,
@@ -131,16 +121,16 @@ def test_gradcam_bad_inputs_fail_clearly(tmp_path, images, args, code, message):
     empty.mkdir()
     args = [str(empty) if a == "EMPTY" else a for a in args]
     out = tmp_path / "out"
-    result = _invoke("gradcam", "--model", RESNET, "--images", str(images), *args, "--out", str(out), *FAST)
+    result = invoke("gradcam", "--model", RESNET, "--images", str(images), *args, "--out", str(out), *FAST)
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output
-    assert _no_output_left(out)
+    assert no_output_left(out)
 
 
 # -- response ------------------------------------------------------------------------------------------
 def test_response_with_labels_writes_heat_map_transfer_and_band_curves(tmp_path, tree):
     out = tmp_path / "resp"
-    result = _invoke("response", "--model", RESNET, "--images", str(tree), "--max-freq", "2", "--transfer-max-freq", "1",
+    result = invoke("response", "--model", RESNET, "--images", str(tree), "--max-freq", "2", "--transfer-max-freq", "1",
                      "--probe", "layer[14]", "--cutoff", "0.25", "--cutoff", "1.0", "--out", str(out), *FAST)
     assert result.exit_code == 0, result.output
     assert "fourier\tmean_error_rate" in result.stdout
@@ -170,11 +160,11 @@ def test_response_with_labels_writes_heat_map_transfer_and_band_curves(tmp_path,
 )
 def test_response_bad_inputs_fail_clearly(tmp_path, images, args, code, message):
     out = tmp_path / "out"
-    result = _invoke("response", "--model", RESNET, "--images", str(images), "--max-freq", "1", *args, "--out", str(out),
+    result = invoke("response", "--model", RESNET, "--images", str(images), "--max-freq", "1", *args, "--out", str(out),
                      *FAST)
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output
-    assert _no_output_left(out)
+    assert no_output_left(out)
 
 
 def test_response_refuses_a_tree_with_more_classes_than_the_model(tmp_path):
@@ -183,9 +173,9 @@ def test_response_refuses_a_tree_with_more_classes_than_the_model(tmp_path):
         (root / f"c{index}").mkdir(parents=True)
         Image.new("RGB", (32, 32), (40 * index, 0, 0)).save(root / f"c{index}" / "x.png")
     out = tmp_path / "out"
-    result = _invoke("response", "--model", RESNET, "--images", str(root), "--out", str(out), *FAST)
+    result = invoke("response", "--model", RESNET, "--images", str(root), "--out", str(out), *FAST)
     assert result.exit_code == 1 and "6 class folders, the model 5 classes" in result.output
-    assert _no_output_left(out)
+    assert no_output_left(out)
 
 
 # -- report and compare ----------------------------------------------------------------------------------
@@ -215,7 +205,7 @@ def _render(page: Path, tmp_path: Path) -> None:
 
 def test_report_writes_one_offline_page_with_every_figure(tmp_path, images, resnet_ckpt):
     out = tmp_path / "report"
-    result = _invoke("report", "--model", RESNET, "--ckpt", str(resnet_ckpt), "--images", str(images),
+    result = invoke("report", "--model", RESNET, "--ckpt", str(resnet_ckpt), "--images", str(images),
                      "--measures", "spectrum,response,gradcam", "--max-freq", "1", "--transfer-max-freq", "1",
                      "--probe", "layer4", "--out", str(out), *FAST)
     assert result.exit_code == 0, result.output
@@ -235,7 +225,7 @@ def test_report_writes_one_offline_page_with_every_figure(tmp_path, images, resn
 
 def test_compare_puts_models_side_by_side(tmp_path, images, resnet_ckpt):
     out = tmp_path / "cmp"
-    result = _invoke("compare", f"{RESNET}={resnet_ckpt}", VIT, "--images", str(images), "--out", str(out), *FAST)
+    result = invoke("compare", f"{RESNET}={resnet_ckpt}", VIT, "--images", str(images), "--out", str(out), *FAST)
     assert result.exit_code == 0, result.output
     labels = sorted(p.name for p in (out / "models").iterdir())
     assert labels == ["tiny_resnet", "tiny_vit"]  # factory names label file.py:factory models
@@ -260,10 +250,10 @@ def test_compare_puts_models_side_by_side(tmp_path, images, resnet_ckpt):
 )
 def test_report_and_compare_usage_errors(tmp_path, images, args, message):
     out = tmp_path / "out"
-    result = _invoke(*args, "--images", str(images), "--out", str(out), *FAST)
+    result = invoke(*args, "--images", str(images), "--out", str(out), *FAST)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
-    assert _no_output_left(out)
+    assert no_output_left(out)
 
 
 def test_python_api_report_displays_in_jupyter(images):

@@ -8,22 +8,12 @@ import pytest
 import timm
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 import freqlens.api
-from freqlens.cli import app
+from cli_checks import invoke, no_output_left
 from freqlens.io.images import sample_images_dir
 
-runner = CliRunner()
 FAST = ["--limit", "2", "--batch-size", "2", "--quiet", "--device", "cpu"]
-
-
-def _invoke(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def _no_output_left(out: Path) -> bool:
-    return not out.exists() and not any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +26,7 @@ def resnet_ckpt(tmp_path_factory) -> Path:
 
 def test_spectrum_writes_results_tables_and_figures(tmp_path, resnet_ckpt):
     out = tmp_path / "run"
-    result = _invoke("spectrum", "--model", "test_resnet", "--ckpt", str(resnet_ckpt), "--out", str(out), *FAST)
+    result = invoke("spectrum", "--model", "test_resnet", "--ckpt", str(resnet_ckpt), "--out", str(out), *FAST)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("point\tlayout")
     files = {p.name for p in out.iterdir()}
@@ -55,14 +45,14 @@ def test_spectrum_writes_results_tables_and_figures(tmp_path, resnet_ckpt):
 
 
 def test_no_checkpoint_says_weights_are_random(tmp_path):
-    result = _invoke("spectrum", "--model", "test_vit", "--out", str(tmp_path / "r"), *FAST)
+    result = invoke("spectrum", "--model", "test_vit", "--out", str(tmp_path / "r"), *FAST)
     assert result.exit_code == 0, result.output
     assert "RANDOM" in result.stderr
     assert json.loads((tmp_path / "r" / "results.json").read_text())["provenance"]["model"]["weights"].startswith("random")
 
 
 def test_probe_pattern_selects_points(tmp_path):
-    result = _invoke("spectrum", "--model", "test_vit", "--probe", "blocks.1", "--out", str(tmp_path / "r"), *FAST)
+    result = invoke("spectrum", "--model", "test_vit", "--probe", "blocks.1", "--out", str(tmp_path / "r"), *FAST)
     assert result.exit_code == 0, result.output
     assert [line.split("\t")[0] for line in result.stdout.splitlines()[1:]] == ["blocks.1"]
 
@@ -91,11 +81,11 @@ def _bad_image_dir(tmp_path: Path) -> Path:
 )
 def test_bad_options_fail_clearly(tmp_path, args, code, message):
     out = tmp_path / "out"
-    result = _invoke("spectrum", *args, "--out", str(out), "--quiet", "--limit", "1")
+    result = invoke("spectrum", *args, "--out", str(out), "--quiet", "--limit", "1")
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
-    assert _no_output_left(out)
+    assert no_output_left(out)
 
 
 def test_bad_files_fail_clearly(tmp_path, resnet_ckpt):
@@ -119,10 +109,10 @@ def test_bad_files_fail_clearly(tmp_path, resnet_ckpt):
         (["--images", str(empty_dir)], "holds no images"),
     ]
     for args, message in cases:
-        result = _invoke("spectrum", "--model", "test_resnet", *args, "--out", str(out), "--quiet")
+        result = invoke("spectrum", "--model", "test_resnet", *args, "--out", str(out), "--quiet")
         assert result.exit_code == 1, (args, result.output)
         assert message in result.output, (args, result.output)
-        assert _no_output_left(out)
+        assert no_output_left(out)
 
 
 class _Evil:
@@ -134,10 +124,10 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    result = _invoke("spectrum", "--model", "test_vit", "--out", str(out), *FAST)
+    result = invoke("spectrum", "--model", "test_vit", "--out", str(out), *FAST)
     assert result.exit_code == 2 and "already holds results" in result.output
     assert (out / "keep.txt").read_text() == "mine"
-    result = _invoke("spectrum", "--model", "test_vit", "--out", str(out), "--overwrite", *FAST)
+    result = invoke("spectrum", "--model", "test_vit", "--out", str(out), "--overwrite", *FAST)
     assert result.exit_code == 0 and (out / "results.json").exists() and not (out / "keep.txt").exists()
 
 
@@ -150,13 +140,13 @@ def test_interrupted_run_leaves_no_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(spectrum_report, "write_spectrum_outputs", interrupt)
     out = tmp_path / "out"
-    result = _invoke("spectrum", "--model", "test_vit", "--out", str(out), *FAST)
+    result = invoke("spectrum", "--model", "test_vit", "--out", str(out), *FAST)
     assert result.exit_code == 130 and "no output was written" in result.output
-    assert _no_output_left(out)
+    assert no_output_left(out)
 
 
 def test_models_lists_timm_and_zoo_names():
-    result = _invoke("models", "test_vi*")
+    result = invoke("models", "test_vi*")
     assert result.exit_code == 0
     assert "test_vit\ttimm" in result.stdout.splitlines()
 

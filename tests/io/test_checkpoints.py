@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
 
 import numpy as np
 import pytest
 import timm
 import torch
+from golden import assert_weights_equal, install_fake_yacs
 from safetensors.torch import save_file
 
 from freqlens.errors import FreqlensError
@@ -25,20 +25,6 @@ def weights() -> dict[str, torch.Tensor]:
 class _Evil:
     def __reduce__(self):
         return (print, ("this would run code",))
-
-
-def _fake_yacs_cfgnode():
-    """A class pickled as yacs.config.CfgNode, without yacs installed (removed again after pickling)."""
-    cfg_module = types.ModuleType("yacs.config")
-
-    class CfgNode(dict):
-        def __init__(self, init=None):
-            super().__init__(init or {})
-            self.__dict__["__immutable__"] = False
-
-    CfgNode.__module__, CfgNode.__qualname__ = "yacs.config", "CfgNode"
-    cfg_module.CfgNode = CfgNode
-    return cfg_module, CfgNode
 
 
 @pytest.mark.parametrize("layout", ["plain", "model", "state_dict", "module_prefix", "ema_only", "metadata", "yacs"])
@@ -58,9 +44,7 @@ def test_layouts_load_and_report_their_source(tmp_path, weights, layout, monkeyp
         obj = {"model": weights, "args": argparse.Namespace(lr=0.1), "acc": np.float64(81.2), "hist": np.arange(3)}
         key = "model"
     else:
-        module, cfg_node = _fake_yacs_cfgnode()
-        monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
-        monkeypatch.setitem(sys.modules, "yacs.config", module)
+        cfg_node = install_fake_yacs(monkeypatch)
         obj, key = {"model": weights, "config": cfg_node({"MODEL": cfg_node({"NAME": "x"})})}, "model"
     torch.save(obj, path)
     monkeypatch.delitem(sys.modules, "yacs.config", raising=False)
@@ -71,13 +55,11 @@ def test_layouts_load_and_report_their_source(tmp_path, weights, layout, monkeyp
     assert set(loaded.state_dict) == set(weights)
     model = timm.create_model("test_resnet", num_classes=7)
     assert apply_to_model(model, loaded) == {"missing": [], "unexpected": [], "mismatched": []}
-    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    assert_weights_equal(model, weights)
 
 
 def test_yacs_config_comes_back_as_plain_data(tmp_path, weights, monkeypatch):
-    module, cfg_node = _fake_yacs_cfgnode()
-    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
-    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    cfg_node = install_fake_yacs(monkeypatch)
     torch.save({"model": weights, "config": cfg_node({"DATA": cfg_node({"IMG_SIZE": 224})})}, tmp_path / "c.pth")
     monkeypatch.delitem(sys.modules, "yacs.config")
     config = read_checkpoint(tmp_path / "c.pth")["config"]

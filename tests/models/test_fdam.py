@@ -16,11 +16,13 @@ from freqlens.models.fdam import FdamViT, checkpoint_filter_fn
 from golden import (
     assert_output_matches,
     assert_state_dict_matches,
+    assert_weights_equal,
     det_fill_,
     det_input,
     golden_input,
     golden_variants,
     load_golden,
+    rel_err,
 )
 
 VARIANTS = ["fdam_deit_t", "fdam_deit_s", "fdam_deit_b", "fdam_deit3_b"]
@@ -34,10 +36,6 @@ def _tiny(variant: str = "fdam_deit_t", **kwargs) -> FdamViT:
     model = timm.create_model(variant, **dict(TINY, **kwargs))
     det_fill_(model, 0)
     return model.eval()
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 @functools.cache
@@ -123,7 +121,7 @@ def test_deit3_weights_give_deit3_without_cls_token():
         with torch.no_grad():
             tokens = model.forward_features(x)
             ours = tokens, model.forward_head(tokens)
-        errors = [_rel(a, b) for a, b in zip(ours, reference)]
+        errors = [rel_err(a, b) for a, b in zip(ours, reference)]
         assert all(low <= e <= high for e in errors), (zero_init, errors)
 
 
@@ -365,7 +363,7 @@ def test_explicit_attention_matches_fused():
             blk.attn.fused_attn = fused
         with torch.no_grad():
             outputs.append(model(x))
-    assert _rel(outputs[1], outputs[0]) < 1e-13
+    assert rel_err(outputs[1], outputs[0]) < 1e-13
 
 
 def test_dtypes_and_autocast(device):
@@ -376,8 +374,8 @@ def test_dtypes_and_autocast(device):
         with torch.autocast(device.type, dtype=torch.bfloat16):
             mixed = model(x)
         doubled = model.double()(x.double())
-    assert torch.isfinite(mixed).all() and _rel(mixed.float(), ref) < 0.1
-    assert _rel(doubled, ref.double()) < 1e-5
+    assert torch.isfinite(mixed).all() and rel_err(mixed.float(), ref) < 0.1
+    assert rel_err(doubled, ref.double()) < 1e-5
 
 
 # --- probe points --------------------------------------------------------------------------------
@@ -411,7 +409,7 @@ def test_official_mmseg_checkpoint_loads_through_the_spectrum_cli(tmp_path):
     path = tmp_path / "iter_160000.pth"
     torch.save(_mmseg_checkpoint(source.state_dict()), path)
     loaded = load_model("fdam_deit_t", path)
-    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in source.state_dict().items())
+    assert_weights_equal(loaded.model, source.state_dict())
     result = CliRunner().invoke(app, ["spectrum", "--model", "fdam_deit_t", "--ckpt", str(path), "--limit", "1",
                                       "--device", "cpu", "--quiet", "--probe", "blocks.11", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

@@ -17,6 +17,7 @@ from golden import (
     assert_output_matches,
     assert_probe_maps_declared,
     assert_state_dict_matches,
+    assert_weights_equal,
     det_fill_,
     det_input,
     golden_dtype,
@@ -546,7 +547,7 @@ def test_official_layouts_load_through_freqlens_loader(layout, official_weights,
     path = tmp_path / "spanetv2.pth"
     torch.save(LAYOUTS[layout](weights, ema), path)
     loaded = load_model("test_spanetv2_pure", path)
-    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in weights.items())
+    assert_weights_equal(loaded.model, weights)
 
 
 def test_spectrum_cli_loads_an_official_checkpoint(official_weights, tmp_path):

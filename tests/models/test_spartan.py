@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import sys
 import types
 import typing
@@ -21,6 +20,7 @@ from golden import (
     assert_output_matches,
     assert_probe_maps_declared,
     assert_state_dict_matches,
+    assert_weights_equal,
     det_fill_,
     det_input,
     golden_dtype,
@@ -36,17 +36,6 @@ TINY_HW = (64, 48)
 # ``src/config/model/spartan.yaml`` ``build:`` (the official constructor kwargs of spartan_t)
 OFFICIAL_BUILD = dict(num_layer=4, layer_depths=[3, 3, 12, 2], expand_ratios=[4, 4, 2, 2], dims=[64, 128, 256],
                       dropout=0.1, init_dim=32)
-
-
-@contextlib.contextmanager
-def _no_tf32():
-    """Full float32 convs/matmuls on CUDA, as the golden was made; a no-op on CPU."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _tiny(**kwargs) -> SpaRTAN:
@@ -70,7 +59,7 @@ def test_golden(variant_file, device):
     det_fill_(model, 0)
     dtype = golden_dtype(golden)
     model = model.to(device=device, dtype=dtype)
-    with torch.no_grad(), _no_tf32():
+    with torch.no_grad():  # TF32 is off for every test (conftest)
         out = model(golden_input(golden).to(device))
     assert_output_matches(out, golden, tol=1e-4)
 
@@ -240,7 +229,7 @@ def test_torch_compile_fullgraph(device):
     model = _tiny().to(device)
     x = _x().to(device)
     compiled = torch.compile(model, fullgraph=True)
-    with torch.no_grad(), _no_tf32():
+    with torch.no_grad():  # TF32 is off for every test (conftest)
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
 
 
@@ -468,4 +457,4 @@ def test_official_layouts_load_through_freqlens_loader(layout, official_weights,
     with monkeypatch.context() as mp:
         torch.save(LAYOUTS[layout](official_weights, mp), path)
     loaded = load_model("spartan_t", path)
-    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in official_weights.state_dict().items())
+    assert_weights_equal(loaded.model, official_weights.state_dict())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import types
 
 import pytest
 import timm
@@ -16,6 +15,7 @@ from golden import (
     assert_state_dict_matches,
     det_fill_,
     golden_dtype,
+    install_fake_yacs,
     golden_input,
     golden_variants,
     load_golden,
@@ -247,12 +247,8 @@ def test_backward_at_default_size(device):
 
 
 def _fake_yacs_config(monkeypatch) -> dict:
-    """A dict subclass pickled as ``yacs.config.CfgNode``, like the official `config` entry (yacs absent here)."""
-    module = types.ModuleType("yacs.config")
-    cfg_node = type("CfgNode", (dict,), {"__module__": "yacs.config"})
-    module.CfgNode = cfg_node
-    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
-    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    """The official `config` entry, a ``yacs.config.CfgNode`` (yacs absent here)."""
+    cfg_node = install_fake_yacs(monkeypatch)
     return cfg_node(MODEL=cfg_node(TYPE="spatialmamba", NAME="spatialmamba_tiny"))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import platform
 import sys
-import types
 
 import networkx as nx
 import numpy as np
@@ -25,7 +24,8 @@ from freqlens.scan_order import (
     patch_tokens, spectral_order,
 )
 from golden import (
-    assert_output_matches, assert_state_dict_matches, det_fill_, golden_input, golden_variants, load_golden,
+    assert_output_matches, assert_state_dict_matches, assert_weights_equal, det_fill_, golden_input, golden_variants,
+    install_fake_yacs, load_golden, rel_err,
 )
 
 VARIANTS = golden_variants("spectral_vmamba_")
@@ -55,19 +55,6 @@ def _full_model(variant: str) -> torch.nn.Module:
     return _FULL[variant]
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
-
-
-@pytest.fixture
-def exact_cuda_math():
-    """Full float32 matmuls/convs on CUDA (TF32 would cost ~1e-3 relative); CPU runs are unaffected."""
-    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
-
-
 @pytest.fixture(scope="module")
 def tiny() -> SpectralVMamba:
     return _det_model("spectral_vmamba_t", **TINY)
@@ -77,7 +64,7 @@ def tiny() -> SpectralVMamba:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_golden(variant, device, exact_cuda_math):
+def test_golden(variant, device):  # TF32 is off for every test (conftest)
     golden = load_golden(variant)
     assert golden["official"]["commit"] == "389a8be69919579dac8483d630708e25872774ba"
     model = _full_model(variant).to(device)
@@ -175,14 +162,14 @@ def test_batch_coupling_official_but_not_deterministic(device):
         with torch.no_grad():
             pair, order_pair = model(x), model.last_scan_orders["stage0"]
             alone, order_alone = model(x[:1]), model.last_scan_orders["stage0"]
-            assert _rel(alone[0], pair[0]) > 5e-4  # sigma is a statistic of the whole batch (CPU ~1e-2, CUDA ~1.6e-3)
+            assert rel_err(alone[0], pair[0]) > 5e-4  # sigma is a statistic of the whole batch (CPU ~1e-2, CUDA ~1.6e-3)
             assert not torch.equal(order_alone[0], order_pair[0])
             model.configure_scan("deterministic")
             assert model.scan_config["sigma_mode"] == "sample"
             pair, order_pair = model(x), model.last_scan_orders["stage0"]
             alone, order_alone = model(x[:1]), model.last_scan_orders["stage0"]
             assert torch.equal(order_alone[0], order_pair[0])
-            assert _rel(alone[0], pair[0]) < 1e-5
+            assert rel_err(alone[0], pair[0]) < 1e-5
     finally:
         model.configure_scan("official")
 
@@ -258,7 +245,7 @@ def test_rfn_is_rot90_equivariant_but_the_model_is_not(tiny, device):
             for k in (1, 2, 3):
                 rotated = torch.rot90(x, k, dims=(2, 3))
                 assert torch.equal(tiny.forward_rfn(rotated), torch.rot90(feats, k, dims=(2, 3))), k
-                assert _rel(tiny(rotated), logits) > 1e-3, k  # subsampling, derived orders and signs break invariance
+                assert rel_err(tiny(rotated), logits) > 1e-3, k  # subsampling, derived orders and signs break invariance
     finally:
         tiny.cpu()
 
@@ -266,21 +253,11 @@ def test_rfn_is_rot90_equivariant_but_the_model_is_not(tiny, device):
 # ----------------------------------------------------------------------------------------- checkpoints
 
 
-def _yacs_standin() -> type:
-    """A class pickled as ``yacs.config.CfgNode`` (a dict subclass with attribute state, like yacs')."""
-    cfg_node = type("CfgNode", (dict,), {"__module__": "yacs.config"})
-    return cfg_node
-
-
 def test_official_checkpoint_loads_through_timm_without_yacs(tmp_path, monkeypatch):
     assert "yacs" not in sys.modules
     src = timm.create_model("spectral_vmamba_t", **TINY)
     ema = {k: v + 1 if v.is_floating_point() else v for k, v in src.state_dict().items()}
-    cfg_node = _yacs_standin()
-    module = types.ModuleType("yacs.config")
-    module.CfgNode = cfg_node
-    monkeypatch.setitem(sys.modules, "yacs", types.ModuleType("yacs"))
-    monkeypatch.setitem(sys.modules, "yacs.config", module)
+    cfg_node = install_fake_yacs(monkeypatch)
     config = cfg_node(MODEL=cfg_node(NAME="spectral_vmamba_tiny_224", NUM_CLASSES=10))
     config.__dict__["__immutable__"] = True
     path = tmp_path / "ckpt_best.pth"
@@ -296,7 +273,7 @@ def test_official_checkpoint_loads_through_timm_without_yacs(tmp_path, monkeypat
     assert whole["config"]["MODEL"]["NAME"] == "spectral_vmamba_tiny_224"
     fresh = SpectralVMamba(**TINY)
     fresh.load_state_dict(checkpoint_filter_fn(whole, fresh, weights="model"), strict=True)
-    assert all(torch.equal(v, src.state_dict()[k]) for k, v in fresh.state_dict().items())
+    assert_weights_equal(src, fresh.state_dict())
     ddp = {f"module.{k}": v for k, v in ema.items()}
     assert checkpoint_filter_fn(ddp, fresh).keys() == ema.keys()
 

@@ -7,7 +7,6 @@ import pytest
 import timm
 import torch
 
-import freqlens.probes  # noqa: F401  (registers probe_cnn / probe_vit until freqlens/__init__ imports it)
 from freqlens.probes import HIGH_BAND, LOW_BAND, band_pass, band_stop, generate, get_task, label_band, make_split
 from freqlens.probes import oracle_predict
 from freqlens.probes.models import CHECKPOINT_DIR

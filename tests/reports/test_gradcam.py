@@ -300,8 +300,6 @@ ZOO = {
 
 
 def _zoo(name: str) -> nn.Module:
-    import freqlens.models  # noqa: F401  (registers the zoo)
-
     torch.manual_seed(0)
     return timm.create_model(name, pretrained=False, num_classes=10, **ZOO[name])
 
