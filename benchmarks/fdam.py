@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import freqlens  # noqa: F401  (registers the fdam_* variants)
-from throughput import compare_throughput, fill_weights  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import compare_throughput, fill_weights, rel_err  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 OUT_INDICES = (2, 5, 8, 11)
 # vit_models_freq kwargs per variant (the released ADE20K config for fdam_deit3_b)
@@ -104,7 +104,7 @@ def main() -> None:
 
     check = torch.randn(2, 3, args.size[0], args.size[0], generator=generator).to(device)
     with torch.inference_mode():
-        errors = [float((a - b).norm() / b.norm()) for a, b in zip(run_ours(check), official(check))]
+        errors = [rel_err(a, b) for a, b in zip(run_ours(check), official(check))]
     print(json.dumps({"check": "feature maps ours vs official", "rel_err": errors}), flush=True)
     compare_throughput(run_ours, official, device, args.dtype, args.size, args.batch, args.iters, args.warmup,
                        variant=args.variant)

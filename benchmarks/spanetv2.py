@@ -24,7 +24,7 @@ import timm.layers.helpers
 import torch
 
 from freqlens.models import spanetv2 as ours_module
-from throughput import AUTOCAST, compare_throughput  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import AUTOCAST, compare_throughput, rel_err  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 
 
@@ -60,7 +60,7 @@ def main() -> None:
         check = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
         with torch.inference_mode():
             a, b = ours(check), official(check)
-        rel = float((a - b).norm() / b.norm())
+        rel = rel_err(a, b)
         print(json.dumps({"variant": variant, "check": "logits ours vs official", "rel_err": rel}), flush=True)
         compare_throughput(ours, official, device, args.dtype, [224], args.batch, args.iters, args.warmup,
                            variant=variant)

@@ -23,7 +23,7 @@ import timm
 import torch
 
 import freqlens  # noqa: F401  (registers spartan_t)
-from throughput import compare_throughput, fill_weights  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import compare_throughput, fill_weights, rel_err  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 OFFICIAL_BUILD = dict(num_layer=4, layer_depths=[3, 3, 12, 2], expand_ratios=[4, 4, 2, 2], dims=[64, 128, 256],
                       dropout=0.1, init_dim=32)
@@ -62,7 +62,7 @@ def main() -> None:
     check = torch.randn(2, 3, 224, 224, generator=generator).to(device)
     with torch.inference_mode():
         a, b = ours(check), official(check)
-    rel = float((a - b).norm() / b.norm())
+    rel = rel_err(a, b)
     print(json.dumps({"check": "logits ours vs official", "rel_err": rel}), flush=True)
     compare_throughput(ours, official, device, args.dtype, args.size, args.batch, args.iters, args.warmup)
 

@@ -30,16 +30,11 @@ import torch
 
 import freqlens  # noqa: F401  (registers the zoo)
 from freqlens.ops.selective_scan import selective_scan
-from throughput import device_name, fill_weights, images_per_second  # noqa: E402  (benchmarks/ is on sys.path when run)
+from throughput import device_name, fill_weights, images_per_second, rel_err  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 CONFIGS = {"t": dict(depths=[2, 4, 8, 4], dims=64, drop_path_rate=0.2),
            "s": dict(depths=[2, 4, 21, 5], dims=64, drop_path_rate=0.3),
            "b": dict(depths=[2, 4, 21, 5], dims=96, drop_path_rate=0.5)}
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.detach().double(), b.detach().double()
-    return float((a - b).norm() / b.norm())
 
 
 def _emit(**record) -> None:
@@ -119,7 +114,7 @@ def check_scan(device: torch.device) -> None:
         y, h = selective_scan(**inputs, delta_softplus=True, return_hidden=True, backend=backend)
         grads = torch.autograd.grad(y.sin().sum() + h.sum(), [inputs["u"], inputs["delta"], inputs["B"]])
         results[backend] = (y, h, *grads)
-    errs = [_rel(f, r) for f, r in zip(results["fast"], results["reference"])]
+    errs = [rel_err(f, r) for f, r in zip(results["fast"], results["reference"])]
     _emit(check="selective_scan fast vs reference", device=str(device),
           rel_err=dict(zip(("y", "h", "grad_u", "grad_delta", "grad_B"), errs)))
 
@@ -138,7 +133,7 @@ def check_model(device: torch.device) -> None:
         with torch.inference_mode():
             out = model.double().to(device)(golden_input(golden).to(device))
         expected = torch.tensor(golden["output"], dtype=torch.float64)
-        _emit(check="golden spatialmamba_t float64, fast scan", rel_err=_rel(out.cpu(), expected))
+        _emit(check="golden spatialmamba_t float64, fast scan", rel_err=rel_err(out.cpu(), expected))
         x = golden_input(golden).float().to(device)
     model = model.float()
     with torch.inference_mode():
@@ -149,9 +144,9 @@ def check_model(device: torch.device) -> None:
             if hasattr(module, "backend"):
                 module.backend = "reference"
         ref = model(x)
-    _emit(check="spatialmamba_t float32 fast vs reference scan", rel_err=_rel(fast, ref),
+    _emit(check="spatialmamba_t float32 fast vs reference scan", rel_err=rel_err(fast, ref),
           same_argmax=bool((fast.argmax(-1) == ref.argmax(-1)).all()))
-    _emit(check="spatialmamba_t bf16 autocast vs float32", rel_err=_rel(bf16.float(), fast),
+    _emit(check="spatialmamba_t bf16 autocast vs float32", rel_err=rel_err(bf16.float(), fast),
           same_argmax=bool((bf16.argmax(-1) == fast.argmax(-1)).all()))
 
 
@@ -186,7 +181,7 @@ def main() -> None:
             check = torch.randn(2, 3, args.size, args.size, generator=generator).to(device)
             with torch.inference_mode():
                 _emit(check=f"spatialmamba_{variant} ours vs official float32",
-                      rel_err=_rel(ours(check), models["official"](check)))
+                      rel_err=rel_err(ours(check), models["official"](check)))
         for dtype in args.dtype:
             for batch in args.batch:
                 x = torch.randn(batch, 3, args.size, args.size, device=device)

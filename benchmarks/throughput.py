@@ -10,6 +10,12 @@ import torch
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # "float32": no autocast
 
 
+def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖ours − ref‖ / ‖ref‖ in float64: how closely our model follows the official one."""
+    ours, ref = ours.detach().double(), ref.detach().double()
+    return float((ours - ref).norm() / ref.norm())
+
+
 def images_per_second(model: Callable[[torch.Tensor], object], x: torch.Tensor, dtype: str, iters: int,
                       warmup: int) -> float:
     """Forwards of ``x`` under inference mode (and autocast for ``bf16``/``fp16``), warm-up excluded.
