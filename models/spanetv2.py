@@ -53,10 +53,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, to_2tuple, trunc_normal_, use_fused_attn
+from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_, use_fused_attn
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
+from timm.models.metaformer import LayerNormNoBias, MlpHead, Scale, StarReLU
 
 from freqlens.lens.probes import ProbePoint
 from freqlens.models._checkpoint import strip_ddp_prefix, unwrap_state_dict
@@ -82,18 +83,6 @@ class ExplicitLayerNorm(nn.Module):
         return c / torch.sqrt(s + self.eps) * self.weight
 
 
-class LayerNormNoBias(nn.Module):
-    """``F.layer_norm`` over the last dim with a weight and no bias (official ``LayerNormWithoutBias``)."""
-
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, self.weight.shape, self.weight, None, self.eps)
-
-
 class Downsampling(nn.Module):
     """Strided conv into a stage, NHWC out.
 
@@ -113,64 +102,6 @@ class Downsampling(nn.Module):
         if not self.stem:
             x = self.pre_norm(x).permute(0, 3, 1, 2)
         return self.post_norm(self.conv(x).permute(0, 2, 3, 1))
-
-
-class Scale(nn.Module):
-    """Learnable per-channel scale (the residual scale of stages 2 and 3)."""
-
-    def __init__(self, dim: int, init_value: float) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(init_value * torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale
-
-
-class StarReLU(nn.Module):
-    """``scale * relu(x)^2 + bias`` with learnable scalars."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones(1))
-        self.bias = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.relu(x) ** 2 + self.bias
-
-
-class SquaredReLU(nn.Module):
-    """``relu(x)^2`` (the head activation)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.square(F.relu(x))
-
-
-class Mlp(nn.Module):
-    """Channel MLP of the MetaFormer block: Linear(C, 4C) -> StarReLU -> Linear(4C, C), no biases."""
-
-    def __init__(self, dim: int, mlp_ratio: int = 4) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, mlp_ratio * dim, bias=False)
-        self.act = StarReLU()
-        self.fc2 = nn.Linear(mlp_ratio * dim, dim, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class MlpHead(nn.Module):
-    """Classifier: Linear(C, 4C) -> SquaredReLU -> LayerNorm(4C, eps 1e-5, torch default) -> dropout -> Linear."""
-
-    def __init__(self, dim: int, num_classes: int, head_dropout: float = 0.0, mlp_ratio: int = 4) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, mlp_ratio * dim)
-        self.act = SquaredReLU()
-        self.norm = nn.LayerNorm(mlp_ratio * dim)
-        self.fc2 = nn.Linear(mlp_ratio * dim, num_classes)
-        self.head_dropout = nn.Dropout(head_dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.head_dropout(self.norm(self.act(self.fc1(x)))))
 
 
 class ExSPAM(nn.Module):
@@ -325,15 +256,20 @@ class MetaFormerBlock(nn.Module):
         self.norm1 = LayerNormNoBias(dim)
         self.token_mixer = token_mixer(dim)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.res_scale1 = Scale(dim, res_scale_init_value) if res_scale_init_value else nn.Identity()
+        self.res_scale1 = Scale(dim, res_scale_init_value, use_nchw=False) if res_scale_init_value else nn.Identity()
         self.norm2 = LayerNormNoBias(dim)
-        self.mlp = Mlp(dim)
+        self.mlp = Mlp(dim, 4 * dim, act_layer=StarReLU, bias=False)  # official Mlp: no biases, StarReLU
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.res_scale2 = Scale(dim, res_scale_init_value) if res_scale_init_value else nn.Identity()
+        self.res_scale2 = Scale(dim, res_scale_init_value, use_nchw=False) if res_scale_init_value else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.res_scale1(x) + self.drop_path1(self.token_mixer(self.norm1(x)))
         return self.res_scale2(x) + self.drop_path2(self.mlp(self.norm2(x)))
+
+
+def _head(dim: int, num_classes: int, dropout: float) -> nn.Module:
+    """Official MlpHead: Linear(C, 4C) -> SquaredReLU -> LayerNorm(4C, torch's eps 1e-5) -> dropout -> Linear."""
+    return MlpHead(dim, num_classes, norm_layer=nn.LayerNorm, drop_rate=dropout) if num_classes > 0 else nn.Identity()
 
 
 class SPANetV2(nn.Module):
@@ -407,7 +343,7 @@ class SPANetV2(nn.Module):
             ]))
             self.feature_info.append(dict(num_chs=dim, reduction=reduction, module=f"stages.{i}"))
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = MlpHead(dims[-1], num_classes, head_dropout) if num_classes > 0 else nn.Identity()
+        self.head = _head(dims[-1], num_classes, head_dropout)
         self._declare_probe_points()
         self.apply(self._init_weights)
 
@@ -466,7 +402,7 @@ class SPANetV2(nn.Module):
             self.global_pool = global_pool
         self.num_classes = num_classes
         ref = next(self.parameters())
-        head = MlpHead(self.num_features, num_classes, self.head_dropout) if num_classes > 0 else nn.Identity()
+        head = _head(self.num_features, num_classes, self.head_dropout)
         self.head = head.to(device=ref.device, dtype=ref.dtype)
 
     def forward_intermediates(
