@@ -60,6 +60,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import OrderedDict
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -69,6 +70,7 @@ from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, trunc_normal_
+from timm.layers import LayerNorm2d as _TimmLayerNorm2d
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
@@ -103,12 +105,8 @@ class Linear2d(nn.Linear):
         super()._load_from_state_dict(state_dict, prefix, *args)
 
 
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over channels of an NCHW map, by permuting to NHWC and back (official ``LayerNorm2d``)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+# official ``LayerNorm2d``: nn.LayerNorm (eps 1e-5) over the channels of an NCHW map, as timm's with that eps
+LayerNorm2d = partial(_TimmLayerNorm2d, eps=1e-5)
 
 
 class Mlp(nn.Module):
