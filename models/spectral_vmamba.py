@@ -127,13 +127,15 @@ class Mlp(nn.Module):
 class _ScanState:
     """The scan orders of one forward pass (replaces the official module-level global ``vec_indices``).
 
-    ``orders[i]`` is the (B, L_i, K) order in force in stage i, set by block 0 of the stage; recomputation
+    ``orders[i]`` is the (B, L_i, K) order in force in stage i, set by block 0 of the stage (with its
+    ``positions[i]``, each token's step in each sequence, which every block's merge reads); recomputation
     under gradient checkpointing reuses it, so the backward pass sees the same order.
     """
 
     injected: torch.Tensor | None
     true_width: bool
     orders: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
+    positions: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)  # merge_positions(orders[i])
     grids: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)
     coords: torch.Tensor | None = None
 
@@ -211,7 +213,8 @@ class SS2D(nn.Module):
             else:
                 order = derive_scan_order(state.orders[stage - 1], state.grids[stage - 1], (h, w), state.true_width)
             state.orders[stage], state.grids[stage] = order, (h, w)
-            self.scan_positions(merge_positions(order).float().reshape(b, self.top_k, h, w))
+            state.positions[stage] = merge_positions(order)  # once per stage, not per block
+            self.scan_positions(state.positions[stage].float().reshape(b, self.top_k, h, w))
         return state.orders[stage]
 
     def forward(self, x: torch.Tensor, state: _ScanState) -> torch.Tensor:
@@ -243,7 +246,7 @@ class SS2D(nn.Module):
                                   order=order, H=h, W=w)
         # Official CrossMerge: token t of sequence k reads step argsort(order)[t] (stable here), reversed
         # sequences are flipped back first, and the 4 directions are summed one after another.
-        pos = merge_positions(order)[:, :, None, :].expand(b, self.top_k, d, length)
+        pos = state.positions[self.stage_index][:, :, None, :].expand(b, self.top_k, d, length)
         merged = torch.gather(ys[:, : self.top_k], 3, pos) + torch.gather(ys[:, self.top_k :].flip(-1), 3, pos)
         y = merged[:, 0]
         for k in range(1, self.top_k):
