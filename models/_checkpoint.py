@@ -1,9 +1,8 @@
-"""Checkpoint wrappers the official training codes of the zoo share, peeled off before each family's key mapping."""
+"""Checkpoint wrappers the official training codes of the zoo share, peeled off before each family's key mapping
+(DDP and torch.compile prefixes: timm's ``clean_state_dict``)."""
 from __future__ import annotations
 
 from typing import Sequence
-
-import torch
 
 
 def unwrap_state_dict(checkpoint: dict, keys: Sequence[str]) -> dict:
@@ -14,7 +13,3 @@ def unwrap_state_dict(checkpoint: dict, keys: Sequence[str]) -> dict:
             return checkpoint[key]
     return checkpoint
 
-
-def strip_ddp_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop DDP's ``module.`` from every key that has it."""
-    return {k.removeprefix("module."): v for k, v in state_dict.items()}

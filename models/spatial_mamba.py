@@ -47,13 +47,12 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, clean_state_dict, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from freqlens.lens.probes import ProbePoint
-from freqlens.models._checkpoint import strip_ddp_prefix
 from freqlens.ops.selective_scan import selective_scan
 
 __all__ = ["SpatialMamba"]
@@ -527,7 +526,7 @@ def checkpoint_filter_fn(state_dict: dict, model: SpatialMamba, use_ema: bool = 
         raise ValueError("checkpoint has no 'model_ema' entry; load with use_ema=False")
     elif "state_dict" in state_dict:
         state_dict = state_dict["state_dict"]
-    state_dict = strip_ddp_prefix(state_dict)
+    state_dict = clean_state_dict(state_dict)
     if any(k.startswith("backbone.") for k in state_dict):
         return _convert_dense_backbone(state_dict, keep_out_norms=model.out_norms)
     return state_dict

@@ -71,13 +71,12 @@ from torch.utils.checkpoint import checkpoint
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, trunc_normal_
 from timm.layers import LayerNorm2d as _TimmLayerNorm2d
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, clean_state_dict, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from freqlens.errors import FreqlensError
 from freqlens.io import standins  # noqa: F401  (allowlists yacs CfgNode, the config of official checkpoints)
 from freqlens.lens.probes import ProbePoint
-from freqlens.models._checkpoint import strip_ddp_prefix
 from freqlens.ops.selective_scan import selective_scan
 from freqlens.scan_order import (
     ORDER_MODES, SIGMA_MODES, OrderMode, SigmaMode, derive_scan_order, merge_positions, scan_order_from_coordinates,
@@ -611,7 +610,7 @@ def checkpoint_filter_fn(state_dict: dict, model: SpectralVMamba, weights: str =
             raise FreqlensError(f"checkpoint has no {key!r} entry (entries: {sorted(state_dict)})")
         state_dict = state_dict[key]
     own = model.state_dict().keys()
-    return {k: v for k, v in strip_ddp_prefix(state_dict).items()
+    return {k: v for k, v in clean_state_dict(state_dict).items()
             if not (k.endswith("num_batches_tracked") and k not in own)}
 
 
