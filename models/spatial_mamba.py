@@ -41,7 +41,6 @@ Quirks kept or deliberately not kept (see also the comments at each place):
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -189,15 +188,12 @@ class StructureAwareSSM(nn.Module):
     def __init__(
         self,
         d_model: int,
-        d_state: int = 1,
         expand: int = 2,
         dropout: float = 0.0,
         scan_backend: str = "auto",
     ) -> None:
         super().__init__()
-        if d_state != 1:
-            # The official code hard-wires N = 1 (rearrange "b d 1 (h w)", h * Cs broadcast, kernel buffer).
-            raise ValueError(f"Spatial-Mamba supports only d_state=1 (as the official code), got d_state={d_state}")
+        d_state = 1  # the official code hard-wires N = 1 (rearrange "b d 1 (h w)", h * Cs broadcast, kernel buffer)
         self.d_inner = d_inner = expand * d_model
         self.dt_rank = dt_rank = math.ceil(d_model / 16)  # from d_model, not d_inner
         # Raw parameters, initialised as the official code does (a deleted nn.Linear for x_proj, dt_init
@@ -246,16 +242,15 @@ class SpatialMambaBlock(nn.Module):
         drop_path: float = 0.0,
         mlp_ratio: float = 4.0,
         attn_drop: float = 0.0,
-        norm_layer: Callable[[int], nn.Module] = nn.LayerNorm,
         scan_backend: str = "auto",
     ) -> None:
         super().__init__()
         self.cpe1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.ln_1 = norm_layer(dim)
+        self.ln_1 = nn.LayerNorm(dim)
         self.self_attention = StructureAwareSSM(dim, dropout=attn_drop, scan_backend=scan_backend)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.cpe2 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.ln_2 = norm_layer(dim)
+        self.ln_2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -111,15 +111,14 @@ LayerNorm2d = partial(_TimmLayerNorm2d, eps=1e-5)
 class Mlp(nn.Module):
     """fc1 -> GELU -> fc2 as 1x1 convs (official ``Mlp`` with ``channels_first=True``)."""
 
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+    def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = Linear2d(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = Linear2d(hidden, dim)
-        self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        return self.fc2(self.act(self.fc1(x)))
 
 
 @dataclasses.dataclass
