@@ -600,13 +600,12 @@ def checkpoint_filter_fn(state_dict: Dict, model: FdamViT) -> Dict[str, torch.Te
 
 
 def _create_fdam(variant: str, pretrained: bool = False, **kwargs) -> FdamViT:
-    out_indices = kwargs.pop("out_indices", (2, 5, 8, 11))
-    return build_model_with_cfg(
+    return build_model_with_cfg(  # with features_only, timm moves a given out_indices into feature_cfg
         FdamViT,
         variant,
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+        feature_cfg=dict(out_indices=(2, 5, 8, 11), feature_cls="getter"),
         **kwargs,
     )
 

@@ -528,12 +528,11 @@ def checkpoint_filter_fn(state_dict: dict, model: SpatialMamba, use_ema: bool = 
 
 
 def _create_spatial_mamba(variant: str, pretrained: bool = False, **kwargs) -> SpatialMamba:
-    depths = kwargs.get("depths", (2, 4, 8, 4))
-    out_indices = kwargs.pop("out_indices", tuple(range(len(depths))))
-    return build_model_with_cfg(
+    stages = len(kwargs.get("depths", (2, 4, 8, 4)))
+    return build_model_with_cfg(  # with features_only, timm moves a given out_indices into feature_cfg
         SpatialMamba, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+        feature_cfg=dict(out_indices=tuple(range(stages)), feature_cls="getter"),
         **kwargs,
     )
 

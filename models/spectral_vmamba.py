@@ -614,11 +614,10 @@ def checkpoint_filter_fn(state_dict: dict, model: SpectralVMamba, weights: str =
 
 
 def _create_spectral_vmamba(variant: str, pretrained: bool = False, **kwargs) -> SpectralVMamba:
-    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
-    return build_model_with_cfg(
+    return build_model_with_cfg(  # with features_only, timm moves a given out_indices into feature_cfg
         SpectralVMamba, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
+        feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls="getter"),
         **kwargs,
     )
 
