@@ -150,8 +150,13 @@ class Measure:
         return self
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> "Measure":
-        """Build the measure with a published protocol's settings (``overrides`` change single values)."""
+    def check_preset(cls, preset: str) -> None:
+        """Raise ValueError naming the known presets unless ``preset`` is one of them."""
         if preset not in cls.presets:
             raise ValueError(f"{cls.name}: unknown preset {preset!r}; known presets: {sorted(cls.presets)}")
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> "Measure":
+        """Build the measure with a published protocol's settings (``overrides`` change single values)."""
+        cls.check_preset(preset)
         return cls(**{**cls.presets[preset], **overrides})

@@ -128,8 +128,7 @@ class EffectiveReceptiveField(Measure):
         on_coupling: OnCoupling = "per_sample",
     ) -> None:
         super().__init__()
-        if preset not in self.presets:
-            raise ValueError(f"erf: unknown preset {preset!r}; known presets: {sorted(self.presets)}")
+        self.check_preset(preset)
         if input_size is not None and input_size < 1:
             raise ValueError(f"erf: input_size must be >= 1 or None, got {input_size}")
         if on_coupling not in ("per_sample", "error"):

@@ -235,8 +235,7 @@ class InteractionOrder(Measure):
         batch_size: int = 512,
     ) -> None:
         super().__init__()
-        if preset not in self.presets:
-            raise ValueError(f"interactions: unknown preset {preset!r}; known presets: {sorted(self.presets)}")
+        self.check_preset(preset)
         if grid < 2:
             raise ValueError(f"interactions: grid must be >= 2, got {grid}")
         if pairs < 1 or contexts < 1 or batch_size < 1:

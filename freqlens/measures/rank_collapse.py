@@ -110,8 +110,7 @@ class RankCollapse(Measure):
 
     def __init__(self, preset: str = "dong2021") -> None:
         super().__init__()
-        if preset not in self.presets:
-            raise ValueError(f"rank: unknown preset {preset!r}; known presets: {sorted(self.presets)}")
+        self.check_preset(preset)
         self.preset = preset
         self.add_state("stat_sum", {}, "sum")
         self.add_state("stat_sq_sum", {}, "sum")

@@ -120,8 +120,7 @@ class RotationConsistency(Measure):
         points: Sequence[ProbePoint] = (),
     ) -> None:
         super().__init__()
-        if preset not in self.presets:
-            raise ValueError(f"rotation: unknown preset {preset!r}; known presets: {sorted(self.presets)}")
+        self.check_preset(preset)
         if interpolation not in ("exact", "bilinear"):
             raise ValueError(f"rotation: interpolation must be 'exact' or 'bilinear', got {interpolation!r}")
         if not angles:
