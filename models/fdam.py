@@ -204,11 +204,12 @@ class AttInvAttention(nn.Module):
             y = self.attn_drop(attn) @ v
         y = self.lp(y.transpose(1, 2).reshape(b, n, c))
         hp = self.hp(v.transpose(1, 2).reshape(b, n, c) - y)
-        # Gates are per head: channel c (head-major) uses head c // head_dim.
-        lf = lf.repeat_interleave(self.head_dim, dim=-1)
-        hf = hf.repeat_interleave(self.head_dim, dim=-1)
-        y = self.attinv(y + y * lf * self.lf_gamma + hf * hp * self.hf_gamma)
-        return self.proj(y)
+        # Gates are per head: channel c (head-major) uses head c // head_dim, so broadcast them over a
+        # (B, N, heads, head_dim) view rather than repeating them to (B, N, C)
+        heads = (self.num_heads, self.head_dim)
+        y4, hp4 = y.reshape(b, n, *heads), hp.reshape(b, n, *heads)
+        y = y4 + y4 * lf[..., None] * self.lf_gamma.view(heads) + hf[..., None] * hp4 * self.hf_gamma.view(heads)
+        return self.proj(self.attinv(y.reshape(b, n, c)))
 
 
 class FdamBlock(nn.Module):
