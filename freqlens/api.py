@@ -81,6 +81,11 @@ def spectrum(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
     return setup.finish(measure, points, config, probes, out, overwrite)
 
 
+def _image_set(images: str | Path | ImageSet | None, limit: int | None, seed: int) -> ImageSet:
+    """The images an analysis runs on: an ImageSet as given, else found from a path (default: the samples)."""
+    return images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
+
+
 def _as_loaded(model: str | nn.Module | LoadedModel, ckpt, weights, trust, device: torch.device) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
@@ -227,8 +232,7 @@ class _Setup:
         torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
         torch.manual_seed(seed)  # before the model is built: random-weight runs are reproducible too
         loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
-        image_set = images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
-        return cls(loaded, image_set, torch_device, torch_dtype, seed)
+        return cls(loaded, _image_set(images, limit, seed), torch_device, torch_dtype, seed)
 
     def loader(self, config: dict[str, Any], batch_size: int, num_workers: int) -> DataLoader:
         """This rank's share of the images through the eval transform of ``config``."""
@@ -478,11 +482,11 @@ def compare(models: Sequence[str], images: str | Path | ImageSet | None = None, 
     specs = _model_specs(models)
     if out is not None:
         check_output_dir(out, overwrite)
-    if method not in _gradcam_methods():
-        raise UsageError(f"--method {method!r} is not a Grad-CAM method", hint=f"choose one of {', '.join(_gradcam_methods())}")
-    torch_device = resolve_device(device)
-    resolve_dtype(dtype)
-    image_set = images if isinstance(images, ImageSet) else find_images(images or sample_images_dir(), limit=limit, seed=seed)
+    methods = _gradcam_methods()
+    if method not in methods:
+        raise UsageError(f"--method {method!r} is not a Grad-CAM method", hint=f"choose one of {', '.join(methods)}")
+    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    image_set = _image_set(images, limit, seed)
     shared = {"device": device, "dtype": dtype, "seed": seed, "progress": progress, "num_workers": num_workers,
               "batch_size": batch_size}
     by_model, models_prov = {}, []
@@ -495,7 +499,7 @@ def compare(models: Sequence[str], images: str | Path | ImageSet | None = None, 
                       preprocessing={"per_model": "each model's own eval transform (see models/<label>/*/results.json)"},
                       measure={"name": "compare", "measures": ["spectrum", "gradcam"], "method": method,
                                "classes": list(classes) or "predicted", "probe_patterns": list(probes)},
-                      device=torch_device, dtype=resolve_dtype(dtype), seed=seed)
+                      device=torch_device, dtype=torch_dtype, seed=seed)
     runs = {f"models/{label}/{name}": run for label, model_runs in by_model.items() for name, run in model_runs.items()}
     return _write_page(f"freqlens comparison: {' vs '.join(by_model)}", prov, runs,
                        lambda directory: write_comparison_outputs(directory, by_model), out, overwrite)
