@@ -129,7 +129,8 @@ def _check_shapes(u, delta, A, B, C, D, delta_bias) -> tuple[int, int, int, int,
 @torch.compiler.disable  # an L-step Python loop: never unroll it into a compiled graph
 def _scan_sequential(decay: Tensor, drive: Tensor) -> Tensor:
     """h_t = decay_t * h_{t-1} + drive_t along the last dim, one step at a time (exact order of the kernels)."""
-    h = _SequentialScan.apply(decay.movedim(-1, 0).contiguous(), drive.movedim(-1, 0).contiguous())
+    # drive needs no contiguous copy: _recurrence's clone makes the one contiguous buffer it steps in
+    h = _SequentialScan.apply(decay.movedim(-1, 0).contiguous(), drive.movedim(-1, 0))
     return h.movedim(0, -1)
 
 
