@@ -118,6 +118,7 @@ def default_probe_points(model: nn.Module, input_size: tuple[int, int, int]) -> 
         reductions = [d.get("reduction") for d in info]
         if len(names) < 6:  # stage-level info only (CNNs): look at every block of each stage
             names, channels, reductions = _expand_stages(model, names, channels, reductions)
+        names, reductions = _stem_through_pool(model, names, reductions)
     else:
         names = _tree_candidates(model)
         channels = reductions = [None] * len(names)
@@ -189,6 +190,25 @@ def _expand_stages(model, names, channels, reductions):
         out_c += [ch] * len(children)
         out_r += [red] * len(children)
     return out_n, out_c, out_r
+
+
+def _stem_through_pool(model, names, reductions):
+    """Move a stem point past the pooling layer that follows it (timm's ResNet ``act1`` -> ``maxpool``).
+
+    timm marks the stem before its pool, for feature pyramids; the reference recipe (Park & Kim's ResNet
+    split) ends the stem block with the pool, so that, like every other point, it is what the next block
+    reads. The reduction is then read off the trial forward.
+    """
+    children = [name for name, _ in model.named_children()]
+    out_n, out_r = [], []
+    for name, red in zip(names, reductions, strict=True):
+        if name in children[:-1]:
+            following = children[children.index(name) + 1]
+            if isinstance(model.get_submodule(following), (nn.MaxPool2d, nn.AvgPool2d)):
+                name, red = following, None
+        out_n.append(name)
+        out_r.append(red)
+    return out_n, out_r
 
 
 def _tree_candidates(model: nn.Module) -> list[str]:

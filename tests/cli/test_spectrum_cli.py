@@ -41,7 +41,7 @@ def test_spectrum_writes_results_tables_and_figures(tmp_path, resnet_ckpt):
     assert prov["preprocessing"]["input_size"] == [3, 160, 160]
     assert prov["measure"]["preset"] == "parkkim2022" and "split-bfloat16" in prov["measure"]["dft"]
     assert {"torch", "timm", "freqlens", "device", "dtype"} <= set(prov["environment"])
-    assert [p["name"] for p in payload["points"]][:2] == ["act1", "layer1"]
+    assert [p["name"] for p in payload["points"]][:2] == ["maxpool", "layer1"]
 
 
 def test_no_checkpoint_says_weights_are_random(tmp_path):

@@ -119,7 +119,7 @@ def test_default_points_of_timm_vit_handle_cls_token():
 def test_default_points_of_timm_cnn_expand_stages_into_blocks():
     net = timm.create_model("resnet18", num_classes=3)
     names = [p.name for p in default_probe_points(net, (3, 64, 64))]
-    assert names == ["act1", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
+    assert names == ["maxpool", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
 
 
 def test_default_points_of_plain_torch_model():
