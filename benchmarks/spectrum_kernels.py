@@ -6,9 +6,9 @@
 Each variant turns a (B, C, H, W) bf16 feature tensor into the batch-and-channel sums of log|F| and |F|²
 over the rfft half plane. Prints one JSON line per (shape, variant): milliseconds and the largest
 difference from the float64 reference. ``--sweep`` times the fused kernel under every (budget, warps,
-stages) setting on the maps of resnet50, convnext_tiny and deit_s in the dtypes a bf16 autocast run
-gives them, one JSON line per map with the settings fastest first: ``spectrum_dft.LAUNCH_CONFIGS``
-holds the winners.
+stages, rows per chunk) setting on the maps of resnet50, convnext_tiny and deit_s in the dtypes a bf16
+autocast run gives them, one JSON line per map with the settings fastest first:
+``spectrum_dft.LAUNCH_CONFIGS`` holds the winners.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import math
 import time
 
 import torch
+import triton
 
 from freqlens.measures.spectral_energy import EPS
 from freqlens.ops import spectrum_dft
@@ -92,6 +93,7 @@ def fused_kernel(x):
 
 SWEEP_MAPS = [  # (B, C, H, W), layout, dtype: the dtypes and views a bf16 autocast run hands the lens
     ((128, 64, 112, 112), "nchw", torch.bfloat16), ((128, 256, 56, 56), "nchw", torch.bfloat16),
+    ((128, 64, 56, 56), "nchw", torch.bfloat16),
     ((128, 512, 28, 28), "nchw", torch.bfloat16), ((128, 1024, 14, 14), "nchw", torch.bfloat16),
     ((128, 2048, 7, 7), "nchw", torch.bfloat16), ((128, 384, 14, 14), "tokens", torch.float32),
     ((128, 96, 56, 56), "nhwc", torch.float32), ((128, 192, 28, 28), "nhwc", torch.float32),
@@ -124,12 +126,16 @@ def sweep(device: torch.device) -> None:
         key = (spectrum_dft._tiles(*shape[-2:])[0], dtype != torch.bfloat16)
         partial = spectrum_dft.partial_buffer(x)
         rows = []
-        for setting in itertools.product((4096, 8192, 16384), (4, 8), (1, 2)):
+        rows_per_chunk = [r for r in (32, 64) if r <= key[0]] or [key[0]]
+        for setting in itertools.product((4096, 8192, 16384), (4, 8), (1, 2), rows_per_chunk):
             spectrum_dft.LAUNCH_CONFIGS[key] = setting
             spectrum_dft._launch.cache_clear()
-            rows.append((round(_ms(lambda: spectrum_dft.accumulate(x, partial, EPS)), 4), *setting))
+            try:
+                rows.append((round(_ms(lambda: spectrum_dft.accumulate(x, partial, EPS)), 4), *setting))
+            except triton.runtime.errors.OutOfResources:  # e.g. 64-row chunks of a 128-wide map
+                continue
         print(json.dumps({"map": list(shape), "layout": layout, "dtype": str(dtype).removeprefix("torch."),
-                          "key": list(key), "ms_budget_warps_stages": sorted(rows)}), flush=True)
+                          "key": list(key), "ms_budget_warps_stages_rows": sorted(rows)}), flush=True)
 
 
 VARIANTS = {"fft_f64sum": fft_f64sum, "fft_f32sum": fft_f32sum, "fft_contiguous": fft_contiguous,
