@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import sys
+import typing
 import warnings
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -70,3 +73,37 @@ DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 (autoc
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for image subsets and any sampling.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out folder.")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="Published protocol.")]
+PassBatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward/backward pass.")]
+
+# The run options every analysis command takes after its own, as (name, annotation, default).
+_RUN_OPTIONS = (
+    ("weights", WeightsOpt, "auto"), ("trust_checkpoint", TrustOpt, False), ("limit", LimitOpt, None),
+    ("num_workers", WorkersOpt, 0), ("device", DeviceOpt, "auto"), ("dtype", DtypeOpt, "float32"),
+    ("seed", SeedOpt, 0), ("quiet", QuietOpt, False), ("overwrite", OverwriteOpt, False),
+)
+
+
+def analysis_command(fn: Callable[..., None]) -> Callable[..., None]:
+    """Register ``fn`` as a command that also takes the run options every analysis shares.
+
+    ``fn`` declares its own options and a ``run`` parameter; the command line offers its options followed
+    by ``_RUN_OPTIONS``, and ``fn`` receives those as ``run``: keyword arguments for its ``freqlens.api``
+    call (``--quiet`` as ``progress``). The call runs inside :func:`user_errors`. typer reads options off
+    a signature, so the shared ones are written into the command's signature once, here.
+    """
+    hints = typing.get_type_hints(fn, include_extras=True)
+    own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(fn).parameters.values() if p.name != "run"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+              for name, annotation, default in _RUN_OPTIONS]
+
+    @functools.wraps(fn)
+    def command(**options: Any) -> None:
+        run = {name: options.pop(name) for name, _, _ in _RUN_OPTIONS}
+        run["progress"] = not run.pop("quiet")
+        with user_errors():
+            fn(run=run, **options)
+
+    command.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in own + shared}
+    return app.command()(command)

@@ -5,8 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from freqlens.cli.app import (CkptOpt, DeviceOpt, DtypeOpt, ImagesOpt, LimitOpt, ModelOpt, OutOpt, OverwriteOpt, QuietOpt,
-                              SeedOpt, TrustOpt, WeightsOpt, WorkersOpt, app, user_errors)
+from freqlens.cli.app import CkptOpt, ImagesOpt, ModelOpt, OutOpt, PassBatchOpt, analysis_command
 from freqlens.errors import UsageError
 
 LayerOpt = Annotated[Optional[str], typer.Option("--layer", help="Target module path (default: the model's Grad-CAM layer).")]
@@ -26,35 +25,18 @@ def parse_classes(text: str | None) -> list[int]:
                          hint="e.g. --classes 207 or --classes 1,5") from None
 
 
-@app.command()
-def gradcam(
-    model: ModelOpt,
-    out: OutOpt,
-    ckpt: CkptOpt = None,
-    images: ImagesOpt = None,
-    layer: LayerOpt = None,
-    method: MethodOpt = "gradcam",
-    classes: ClassesOpt = None,
-    sanity: Annotated[bool, typer.Option("--sanity", help="Also run the cascading parameter-randomisation check.")] = False,
-    weights: WeightsOpt = "auto",
-    trust_checkpoint: TrustOpt = False,
-    limit: LimitOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward/backward pass.")] = 8,
-    num_workers: WorkersOpt = 0,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "float32",
-    seed: SeedOpt = 0,
-    quiet: QuietOpt = False,
-    overwrite: OverwriteOpt = False,
-) -> None:
+SanityOpt = Annotated[bool, typer.Option("--sanity", help="Also run the cascading parameter-randomisation check.")]
+
+
+@analysis_command
+def gradcam(model: ModelOpt, out: OutOpt, run: dict, ckpt: CkptOpt = None, images: ImagesOpt = None,
+            layer: LayerOpt = None, method: MethodOpt = "gradcam", classes: ClassesOpt = None, sanity: SanityOpt = False,
+            batch_size: PassBatchOpt = 8) -> None:
     """Grad-CAM maps per image: overlays (PNG + PDF), raw maps (npz) and, with --sanity, Spearman per step."""
     from freqlens import api
 
-    with user_errors():
-        report = api.gradcam(model, images, ckpt=ckpt, weights=weights, trust_checkpoint=trust_checkpoint, layer=layer,
-                             method=method, classes=parse_classes(classes), sanity=sanity, batch_size=batch_size,
-                             limit=limit, num_workers=num_workers, device=device, dtype=dtype, seed=seed,
-                             progress=not quiet, out=out, overwrite=overwrite)
+    report = api.gradcam(model, images, ckpt=ckpt, layer=layer, method=method, classes=parse_classes(classes),
+                         sanity=sanity, batch_size=batch_size, out=out, **run)
     result = report.result
     typer.echo("image\tclass\traw_max\traw_mean")
     for path, cls, raw in zip(result["paths"], result["classes"], result["raw"], strict=True):

@@ -1,40 +1,18 @@
 """`freqlens rank`: rank collapse (Dong et al. 2021) at every probe point of a model over images."""
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from freqlens.cli.app import (BatchOpt, CkptOpt, DeviceOpt, DtypeOpt, ImagesOpt, LimitOpt, ModelOpt, OutOpt, OverwriteOpt,
-                              ProbeOpt, QuietOpt, SeedOpt, TrustOpt, WeightsOpt, WorkersOpt, app, user_errors)
+from freqlens.cli.app import BatchOpt, CkptOpt, ImagesOpt, ModelOpt, OutOpt, PresetOpt, ProbeOpt, analysis_command
 
 
-@app.command()
-def rank(
-    model: ModelOpt,
-    out: OutOpt,
-    ckpt: CkptOpt = None,
-    images: ImagesOpt = None,
-    probe: ProbeOpt = None,
-    preset: Annotated[str, typer.Option("--preset", help="Published protocol.")] = "dong2021",
-    weights: WeightsOpt = "auto",
-    trust_checkpoint: TrustOpt = False,
-    limit: LimitOpt = None,
-    batch_size: BatchOpt = 32,
-    num_workers: WorkersOpt = 0,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "float32",
-    seed: SeedOpt = 0,
-    quiet: QuietOpt = False,
-    overwrite: OverwriteOpt = False,
-) -> None:
+@analysis_command
+def rank(model: ModelOpt, out: OutOpt, run: dict, ckpt: CkptOpt = None, images: ImagesOpt = None,
+         probe: ProbeOpt = None, preset: PresetOpt = "dong2021", batch_size: BatchOpt = 32) -> None:
     """Per-layer relative residual (l1,inf and Frobenius) and effective rank of the token matrices."""
     from freqlens import api
 
-    with user_errors():
-        report = api.rank(model, images, ckpt=ckpt, weights=weights, trust_checkpoint=trust_checkpoint, probes=probe or (),
-                          preset=preset, batch_size=batch_size, limit=limit, num_workers=num_workers, device=device,
-                          dtype=dtype, seed=seed, progress=not quiet, out=out, overwrite=overwrite)
+    report = api.rank(model, images, ckpt=ckpt, probes=probe or (), preset=preset, batch_size=batch_size, out=out, **run)
     typer.echo("point\ttokens\tchannels\tresidual_l1inf\tresidual_fro\teffective_rank\teffective_rank_centred")
     for p in report.result["points"]:
         typer.echo(f"{p['name']}\t{p['tokens']}\t{p['channels']}\t{p['residual_l1inf']:.4f}\t{p['residual_fro']:.4f}\t"

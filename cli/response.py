@@ -5,14 +5,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from freqlens.cli.app import (CkptOpt, DeviceOpt, DtypeOpt, ImagesOpt, LimitOpt, ModelOpt, OutOpt, OverwriteOpt, ProbeOpt,
-                              QuietOpt, SeedOpt, TrustOpt, WeightsOpt, WorkersOpt, app, user_errors)
+from freqlens.cli.app import CkptOpt, ImagesOpt, ModelOpt, OutOpt, ProbeOpt, analysis_command
 
 MaxFreqOpt = Annotated[int, typer.Option(
     "--max-freq", min=-1, help="Heat map over |u|, |v| <= this (cycles/image; -1: full grid).")]
 TransferFreqOpt = Annotated[int, typer.Option(
     "--transfer-max-freq", min=-1, help="Transfer function over |u|, |v| <= this (-1: full grid).")]
-PresetOpt = Annotated[str, typer.Option("--preset", help="Fourier heat-map protocol (yin2019_imagenet, yin2019_cifar10).")]
+ResponsePresetOpt = Annotated[str, typer.Option(
+    "--preset", help="Fourier heat-map protocol (yin2019_imagenet, yin2019_cifar10).")]
 CutoffOpt = Annotated[Optional[list[float]], typer.Option("--cutoff", help="Band-limit cut-off radius (1 = Nyquist); repeatable.")]
 
 
@@ -21,40 +21,24 @@ def full_grid(value: int) -> int | None:
     return None if value == -1 else value
 
 
-@app.command()
-def response(
-    model: ModelOpt,
-    out: OutOpt,
-    ckpt: CkptOpt = None,
-    images: ImagesOpt = None,
-    probe: ProbeOpt = None,
-    preset: PresetOpt = "yin2019_imagenet",
-    eps: Annotated[Optional[float], typer.Option("--eps", help="Perturbation norm in pixel units (default: the preset's).")] = None,
-    max_freq: MaxFreqOpt = 16,
-    transfer_max_freq: TransferFreqOpt = 4,
-    no_transfer: Annotated[bool, typer.Option("--no-transfer", help="Skip the transfer functions.")] = False,
-    cutoff: CutoffOpt = None,
-    weights: WeightsOpt = "auto",
-    trust_checkpoint: TrustOpt = False,
-    limit: LimitOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per step.")] = 8,
-    forward_batch: Annotated[int, typer.Option("--forward-batch", min=1, help="Perturbed images per forward pass.")] = 256,
-    num_workers: WorkersOpt = 0,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "float32",
-    seed: SeedOpt = 0,
-    quiet: QuietOpt = False,
-    overwrite: OverwriteOpt = False,
-) -> None:
+EpsOpt = Annotated[Optional[float], typer.Option("--eps", help="Perturbation norm in pixel units (default: the preset's).")]
+NoTransferOpt = Annotated[bool, typer.Option("--no-transfer", help="Skip the transfer functions.")]
+StepBatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per step.")]
+ForwardBatchOpt = Annotated[int, typer.Option("--forward-batch", min=1, help="Perturbed images per forward pass.")]
+
+
+@analysis_command
+def response(model: ModelOpt, out: OutOpt, run: dict, ckpt: CkptOpt = None, images: ImagesOpt = None,
+             probe: ProbeOpt = None, preset: ResponsePresetOpt = "yin2019_imagenet", eps: EpsOpt = None,
+             max_freq: MaxFreqOpt = 16, transfer_max_freq: TransferFreqOpt = 4, no_transfer: NoTransferOpt = False,
+             cutoff: CutoffOpt = None, batch_size: StepBatchOpt = 8, forward_batch: ForwardBatchOpt = 256) -> None:
     """Frequency response: Fourier heat map (errors with labels, else flips), transfer functions, band-limited curves."""
     from freqlens import api
 
-    with user_errors():
-        report = api.response(model, images, ckpt=ckpt, weights=weights, trust_checkpoint=trust_checkpoint,
-                              probes=probe or (), preset=preset, eps=eps, max_freq=full_grid(max_freq),
-                              transfer=not no_transfer, transfer_max_freq=full_grid(transfer_max_freq), cutoffs=cutoff,
-                              batch_size=batch_size, forward_batch=forward_batch, limit=limit, num_workers=num_workers,
-                              device=device, dtype=dtype, seed=seed, progress=not quiet, out=out, overwrite=overwrite)
+    report = api.response(model, images, ckpt=ckpt, probes=probe or (), preset=preset, eps=eps,
+                          max_freq=full_grid(max_freq), transfer=not no_transfer,
+                          transfer_max_freq=full_grid(transfer_max_freq), cutoffs=cutoff, batch_size=batch_size,
+                          forward_batch=forward_batch, out=out, **run)
     heat, band = report.result["fourier"], report.result["band"]
     typer.echo(f"fourier\tmean_flip_rate\t{float(heat.flip_rate.mean()):.4f}")
     if heat.error_rate is not None:

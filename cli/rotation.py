@@ -5,40 +5,24 @@ from typing import Annotated, Optional
 
 import typer
 
-from freqlens.cli.app import (BatchOpt, CkptOpt, DeviceOpt, DtypeOpt, ImagesOpt, LimitOpt, ModelOpt, OutOpt, OverwriteOpt,
-                              ProbeOpt, QuietOpt, SeedOpt, TrustOpt, WeightsOpt, WorkersOpt, app, user_errors)
+from freqlens.cli.app import BatchOpt, CkptOpt, ImagesOpt, ModelOpt, OutOpt, PresetOpt, ProbeOpt, analysis_command
+
+AngleOpt = Annotated[Optional[list[float]], typer.Option(
+    "--angle", help="Rotation angle in degrees; repeatable (default 90, 180, 270).")]
+InterpolationOpt = Annotated[Optional[str], typer.Option(
+    "--interpolation", help="exact (rot90) or bilinear (any angle, disc mask).")]
 
 
-@app.command()
-def rotation(
-    model: ModelOpt,
-    out: OutOpt,
-    ckpt: CkptOpt = None,
-    images: ImagesOpt = None,
-    probe: ProbeOpt = None,
-    preset: Annotated[str, typer.Option("--preset", help="Published protocol.")] = "rot90",
-    angle: Annotated[Optional[list[float]], typer.Option("--angle", help="Rotation angle in degrees; repeatable (default 90, 180, 270).")] = None,
-    interpolation: Annotated[Optional[str], typer.Option("--interpolation", help="exact (rot90) or bilinear (any angle, disc mask).")] = None,
-    weights: WeightsOpt = "auto",
-    trust_checkpoint: TrustOpt = False,
-    limit: LimitOpt = None,
-    batch_size: BatchOpt = 32,
-    num_workers: WorkersOpt = 0,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "float32",
-    seed: SeedOpt = 0,
-    quiet: QuietOpt = False,
-    overwrite: OverwriteOpt = False,
-) -> None:
+@analysis_command
+def rotation(model: ModelOpt, out: OutOpt, run: dict, ckpt: CkptOpt = None, images: ImagesOpt = None,
+             probe: ProbeOpt = None, preset: PresetOpt = "rot90", angle: AngleOpt = None,
+             interpolation: InterpolationOpt = None, batch_size: BatchOpt = 32) -> None:
     """Top-1 agreement, accuracy, logit cosine and KL under rotation; per-layer invariance and equivariance."""
     from freqlens import api
     from freqlens.measures.rotation_consistency import OUTPUT_QUANTITIES
 
-    with user_errors():
-        report = api.rotation(model, images, ckpt=ckpt, weights=weights, trust_checkpoint=trust_checkpoint,
-                              probes=probe or (), preset=preset, angles=angle or None, interpolation=interpolation,
-                              batch_size=batch_size, limit=limit, num_workers=num_workers, device=device, dtype=dtype,
-                              seed=seed, progress=not quiet, out=out, overwrite=overwrite)
+    report = api.rotation(model, images, ckpt=ckpt, probes=probe or (), preset=preset, angles=angle or None,
+                          interpolation=interpolation, batch_size=batch_size, out=out, **run)
     result = report.result
     typer.echo("angle\tagreement\taccuracy\tlogit_cosine\tkl")
     for i, angle_deg in enumerate(result["angles"]):
