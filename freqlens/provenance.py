@@ -18,7 +18,7 @@ def environment(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     info: dict[str, Any] = {
         "freqlens": freqlens.__version__, "torch": torch.__version__, "timm": timm.__version__,
         "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform(),
-        "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+        "device": str(device), "dtype": str(dtype).removeprefix("torch."), "processes": _processes(),
     }
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
@@ -38,6 +38,20 @@ def provenance(*, model: dict[str, Any], images: dict[str, Any], preprocessing: 
         "measure": measure,
         "seed": seed,
         "environment": environment(device, dtype),
-        "command": sys.argv if sys.argv and sys.argv[0].endswith("freqlens") else None,
+        "command": _command(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _processes() -> int:
+    """How many processes share the images (torchrun's world size; 1 outside torchrun)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _command() -> list[str] | None:
+    """The command line of a ``freqlens`` (or ``python -m freqlens``) run; None from the Python API."""
+    if sys.argv and sys.argv[0].endswith(("freqlens", "freqlens/__main__.py")):
+        return ["freqlens", *sys.argv[1:]]
+    return None
