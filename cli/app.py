@@ -5,6 +5,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import sys
 import typing
 import warnings
@@ -90,7 +91,8 @@ def analysis_command(fn: Callable[..., None]) -> Callable[..., None]:
     ``fn`` declares its own options and a ``run`` parameter; the command line offers its options followed
     by ``_RUN_OPTIONS``, and ``fn`` receives those as ``run``: keyword arguments for its ``freqlens.api``
     call (``--quiet`` as ``progress``). The call runs inside :func:`user_errors`. typer reads options off
-    a signature, so the shared ones are written into the command's signature once, here.
+    a signature, so the shared ones are written into the command's signature once, here. Under torchrun,
+    the first process speaks for all: the others print no table, progress bar or warning (errors still).
     """
     hints = typing.get_type_hints(fn, include_extras=True)
     own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(fn).parameters.values() if p.name != "run"]
@@ -100,10 +102,20 @@ def analysis_command(fn: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(fn)
     def command(**options: Any) -> None:
         run = {name: options.pop(name) for name, _, _ in _RUN_OPTIONS}
-        run["progress"] = not run.pop("quiet")
-        with user_errors():
+        secondary = int(os.environ.get("RANK", "0")) > 0
+        run["progress"] = not run.pop("quiet") and not secondary
+        with user_errors(), _silenced() if secondary else contextlib.nullcontext():
             fn(run=run, **options)
 
     command.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in own + shared}
     return app.command()(command)
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """No output and no warnings inside; what propagates out (errors) is still reported."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
