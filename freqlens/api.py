@@ -171,6 +171,11 @@ def interactions(model: str | nn.Module | LoadedModel, images: str | Path | Imag
         raise UsageError(f"--target {target!r}: use auto, label or predicted")
     if target == "auto":
         target = "label" if setup.image_set.has_labels else "predicted"
+    if target == "label" and not setup.image_set.has_labels:
+        raise UsageError("--target label needs labelled images: an ImageFolder tree, one folder per class",
+                         hint="use --target predicted (or auto, which takes the labels when there are some)")
+    if target == "label":
+        setup.check_labels()
     overrides = {k: v for k, v in {"grid": grid, "pairs": pairs, "contexts": contexts}.items() if v is not None}
     measure = _measure(InteractionOrder, preset, target=target, seed=seed, batch_size=batch_size, **overrides)
     config = setup.loaded.data_config()
@@ -203,6 +208,7 @@ def rotation(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
     ``angles`` (degrees) and ``interpolation`` (``exact`` or ``bilinear``) override the preset's.
     """
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
+    setup.check_labels()
     config = setup.loaded.data_config()
     points = choose_probe_points(setup.loaded.model, probes, tuple(config["input_size"]))
     overrides = {k: v for k, v in {"angles": angles, "interpolation": interpolation}.items() if v is not None}
@@ -233,6 +239,15 @@ class _Setup:
         torch.manual_seed(seed)  # before the model is built: random-weight runs are reproducible too
         loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
         return cls(loaded, _image_set(images, limit, seed), torch_device, torch_dtype, seed)
+
+    def check_labels(self) -> None:
+        """Labels are sorted folder indices, so a tree with more class folders than the model has classes
+        cannot be scored against it (no-op without labels)."""
+        num_classes = getattr(self.loaded.model, "num_classes", None)
+        if self.image_set.has_labels and isinstance(num_classes, int) and max(self.image_set.labels) >= num_classes:
+            raise FreqlensError(
+                f"the image tree has {len(self.image_set.classes)} class folders, the model {num_classes} classes",
+                hint="labels are sorted folder indices: use a tree with the model's classes, or a flat folder")
 
     def loader(self, config: dict[str, Any], batch_size: int, num_workers: int) -> DataLoader:
         """This rank's share of the images through the eval transform of ``config``."""
@@ -384,10 +399,7 @@ def response(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet
     net, config = setup.loaded.model, setup.loaded.data_config()
     size = tuple(config["input_size"][1:])
     labelled = setup.image_set.has_labels
-    num_classes = getattr(net, "num_classes", None)
-    if labelled and isinstance(num_classes, int) and max(setup.image_set.labels) >= num_classes:
-        raise FreqlensError(f"the image tree has {len(setup.image_set.classes)} class folders, the model {num_classes} classes",
-                            hint="labels are sorted folder indices: use a tree with the model's classes, or a flat folder")
+    setup.check_labels()
     sensitivity = _measure(FourierSensitivity, preset, image_size=size, max_freq=max_freq, pixel_std=tuple(config["std"]),
                            seed=seed, batch_size=forward_batch, **({"eps": eps} if eps is not None else {}))
     points = choose_probe_points(net, probes, tuple(config["input_size"])) if transfer else []

@@ -51,6 +51,7 @@ def test_options_reach_the_api(monkeypatch, tmp_path):
         (["interactions", "--preset", "nope"], "unknown interactions preset"),
         (["rotation", "--angle", "45"], "multiples of 90"),
         (["interactions", "--target", "both"], "--target"),
+        (["interactions", "--target", "label"], "needs labelled images"),  # the bundled samples have no labels
     ],
 )
 def test_usage_errors_exit_2(tmp_path, args, message):

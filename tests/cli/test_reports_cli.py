@@ -167,13 +167,14 @@ def test_response_bad_inputs_fail_clearly(tmp_path, images, args, code, message)
     assert no_output_left(out)
 
 
-def test_response_refuses_a_tree_with_more_classes_than_the_model(tmp_path):
+@pytest.mark.parametrize("command", ["response", "rotation", "interactions"])
+def test_labelled_measures_refuse_a_tree_with_more_classes_than_the_model(tmp_path, command):
     root = tmp_path / "tree"
     for index in range(6):
         (root / f"c{index}").mkdir(parents=True)
         Image.new("RGB", (32, 32), (40 * index, 0, 0)).save(root / f"c{index}" / "x.png")
     out = tmp_path / "out"
-    result = invoke("response", "--model", RESNET, "--images", str(root), "--out", str(out), *FAST)
+    result = invoke(command, "--model", RESNET, "--images", str(root), "--out", str(out), *FAST)
     assert result.exit_code == 1 and "6 class folders, the model 5 classes" in result.output
     assert no_output_left(out)
 
