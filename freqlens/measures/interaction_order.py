@@ -60,7 +60,7 @@ def sample_pairs(grid: int, count: int, stride: int | None, seed: int) -> np.nda
     None, j is any other player.
     """
     n = grid * grid
-    available = len(_possible_pairs(grid, stride))
+    available = pair_count(grid, stride)
     if count > available:
         raise ValueError(f"cannot draw {count} distinct pairs: a {grid}x{grid} grid with stride {stride} has {available}")
     np_rng, py_rng = np.random.RandomState(seed), random.Random(seed)
@@ -246,7 +246,7 @@ class InteractionOrder(Measure):
             raise ValueError(f"interactions: stride must be >= 1 or None, got {stride}")
         if target not in ("label", "predicted"):
             raise ValueError(f"interactions: target must be 'label' or 'predicted', got {target!r}")
-        n_pairs = len(_possible_pairs(grid, stride))
+        n_pairs = pair_count(grid, stride)
         if pairs > n_pairs:
             raise ValueError(f"interactions: {pairs} pairs asked but a {grid}x{grid} grid with stride {stride} has {n_pairs}")
         self.preset, self.grid, self.pairs, self.contexts = preset, grid, pairs, contexts
@@ -352,11 +352,16 @@ def _offsets(stride: int | None) -> list[tuple[int, int]] | None:
     return [(dy, dx) for dy in range(-stride, stride + 1) for dx in range(-stride, stride + 1) if dy or dx]
 
 
-def _possible_pairs(grid: int, stride: int | None) -> set[tuple[int, int]]:
-    """Every unordered pair ``sample_pairs`` can draw."""
+def pair_count(grid: int, stride: int | None) -> int:
+    """How many distinct unordered pairs ``sample_pairs`` can draw (counted, not listed, without a stride:
+    a 100x100 grid has 5e7).
+
+    >>> pair_count(3, None), pair_count(3, 1)
+    (36, 20)
+    """
     n = grid * grid
     if stride is None:
-        return {(i, j) for i in range(n) for j in range(i + 1, n)}
+        return n * (n - 1) // 2
     found = set()
     for y in range(grid):
         for x in range(grid):
@@ -364,4 +369,4 @@ def _possible_pairs(grid: int, stride: int | None) -> set[tuple[int, int]]:
                 i, j = y * grid + x, min(max(y + dy, 0), grid - 1) * grid + min(max(x + dx, 0), grid - 1)
                 if i != j:
                     found.add((min(i, j), max(i, j)))
-    return found
+    return len(found)
