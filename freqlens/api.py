@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -145,6 +146,7 @@ def erf(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | No
     """
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
     size = input_size or EffectiveReceptiveField.presets.get(preset, {}).get("input_size") or 1024
+    _check_input_fits(batch_size, size, setup.device)
     config = {**setup.loaded.data_config(), "input_size": (3, size, size), "crop_pct": 1.0, "crop_mode": "squash"}
     points = choose_probe_points(setup.loaded.model, probes, config["input_size"]) if probes else None
     measure = _measure(EffectiveReceptiveField, preset, points=points, input_size=size, on_coupling=on_coupling)
@@ -152,6 +154,20 @@ def erf(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | No
     feed(setup.loaded.model, loader, lambda x, _labels, _indices: measure.update(setup.loaded.model, x),
          device=setup.device, dtype=setup.dtype, labelled=False, progress=progress)
     return setup.finish(measure, list(measure.points or []), config, probes, out, overwrite)
+
+
+def _check_input_fits(batch_size: int, size: int, device: torch.device) -> None:
+    """Refuse an input batch that alone needs more than the free memory: the OS would kill the run
+    without a word (a typo in --input-size)."""
+    need = batch_size * 3 * size * size * 4
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > free:
+        raise UsageError(f"--input-size {size}: a batch of {batch_size} inputs alone takes {need / 2**30:,.1f} GiB, "
+                         f"more than the {free / 2**30:,.1f} GiB free on {device}",
+                         hint="use a smaller --input-size or --batch-size")
 
 
 def interactions(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | None = None, *,
@@ -179,6 +195,9 @@ def interactions(model: str | nn.Module | LoadedModel, images: str | Path | Imag
     overrides = {k: v for k, v in {"grid": grid, "pairs": pairs, "contexts": contexts}.items() if v is not None}
     measure = _measure(InteractionOrder, preset, target=target, seed=seed, batch_size=batch_size, **overrides)
     config = setup.loaded.data_config()
+    if measure.grid > min(config["input_size"][1:]):
+        raise UsageError(f"--grid {measure.grid}: a {config['input_size'][1]}x{config['input_size'][2]} input has "
+                         f"fewer pixels per side than players", hint="players are image patches: use a smaller --grid")
     loader = setup.loader(config, 1, num_workers)
     feed(setup.loaded.model, loader, lambda x, labels, indices: measure.update(setup.loaded.model, x, labels, indices),
          device=setup.device, dtype=setup.dtype, labelled=setup.image_set.has_labels, progress=progress)
@@ -238,7 +257,9 @@ class _Setup:
         torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
         torch.manual_seed(seed)  # before the model is built: random-weight runs are reproducible too
         loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
-        return cls(loaded, _image_set(images, limit, seed), torch_device, torch_dtype, seed)
+        image_set = _image_set(images, limit, seed)
+        loaded.check_input()
+        return cls(loaded, image_set, torch_device, torch_dtype, seed)
 
     def check_labels(self) -> None:
         """Labels are sorted folder indices, so a tree with more class folders than the model has classes

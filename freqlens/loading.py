@@ -38,6 +38,27 @@ class LoadedModel:
         """The model's own eval preprocessing (timm's resolution of its pretrained_cfg)."""
         return timm.data.resolve_data_config({}, model=self.model)
 
+    @torch.no_grad()
+    def check_input(self) -> None:
+        """Run one zero image of the model's own input size through it, so that a model that cannot take
+        it fails before any work, with the fix, instead of mid-run with a traceback."""
+        from freqlens.lens.lens import preserved_state
+
+        size = tuple(self.data_config()["input_size"])
+        param = next(self.model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        try:
+            with preserved_state(self.model):
+                self.model.eval()
+                self.model(torch.zeros((1, *size), device=device))
+        except Exception as exc:  # whatever the model raises, the user needs the same fix
+            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise FreqlensError(
+                f"{self.name} fails on a 1x{'x'.join(map(str, size))} input, its input size: {detail}",
+                hint="the input size and normalisation come from the model's pretrained_cfg: a factory sets "
+                     "model.pretrained_cfg = dict(input_size=(3, H, W), mean=(...), std=(...)) as timm models do",
+            ) from exc
+
     def provenance(self) -> dict[str, Any]:
         cfg = getattr(self.model, "pretrained_cfg", None) or {}
         return {

@@ -123,8 +123,8 @@ class RotationConsistency(Measure):
         self.check_preset(preset)
         if interpolation not in ("exact", "bilinear"):
             raise ValueError(f"rotation: interpolation must be 'exact' or 'bilinear', got {interpolation!r}")
-        if not angles:
-            raise ValueError("rotation: angles must not be empty")
+        if not angles or not all(math.isfinite(a) for a in angles):
+            raise ValueError(f"rotation: angles must be a non-empty list of finite degrees, got {list(angles)}")
         if interpolation == "exact" and any(a % 90 for a in angles):
             raise ValueError(f"rotation: exact rotations need multiples of 90 degrees, got {list(angles)}")
         self.preset = preset

@@ -52,6 +52,9 @@ def test_options_reach_the_api(monkeypatch, tmp_path):
         (["rotation", "--angle", "45"], "multiples of 90"),
         (["interactions", "--target", "both"], "--target"),
         (["interactions", "--target", "label"], "needs labelled images"),  # the bundled samples have no labels
+        (["interactions", "--grid", "1000"], "fewer pixels per side than players"),
+        (["rotation", "--angle", "nan", "--interpolation", "bilinear"], "finite degrees"),
+        (["erf", "--input-size", "5000000"], "inputs alone takes"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, args, message):
@@ -59,3 +62,14 @@ def test_usage_errors_exit_2(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_that_cannot_take_its_input_size_fails_before_any_work(tmp_path):
+    factory = tmp_path / "mlp.py"
+    factory.write_text("import torch\n\ndef mlp():\n"
+                       "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))\n")
+    out = tmp_path / "o"
+    result = invoke("rank", "--model", f"{factory}:mlp", *FAST[2:], "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert "fails on a 1x3x224x224 input" in result.stderr and "pretrained_cfg" in result.stderr
+    assert "Traceback" not in result.output and not out.exists()
