@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
@@ -133,6 +134,18 @@ def _check_image(path: Path) -> None:
                             hint="remove or replace the file, or point --images elsewhere") from exc
 
 
+def as_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit greyscale images (PNG, TIFF) are scaled by 255/65535: PIL's own conversion clips
+    them at 255, which turns most of such an image white."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        values = np.asarray(img, dtype=np.float64)
+        # a 32-bit "I" image is taken as 16-bit data only when its values say so (some exceed 8 bits)
+        sixteen_bit = img.mode.startswith("I;16") or values.max(initial=0) > 255
+        if sixteen_bit and values.min(initial=0) >= 0 and values.max(initial=0) <= 65535:
+            img = Image.fromarray(np.round(values * (255 / 65535)).astype(np.uint8), "L")
+    return img.convert("RGB")
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """(image tensor, label) pairs of an ImageSet through an eval transform."""
 
@@ -147,6 +160,6 @@ class ImageDataset(torch.utils.data.Dataset):
         path = self.images.paths[index]
         try:
             with Image.open(path) as img:
-                return self.transform(img.convert("RGB")), self.images.labels[index]
+                return self.transform(as_rgb(img)), self.images.labels[index]
         except OSError as exc:
             raise FreqlensError(f"image {str(path)!r} cannot be decoded ({exc})", hint="remove or replace the file") from exc
