@@ -47,10 +47,11 @@ class LoadedModel:
         size = tuple(self.data_config()["input_size"])
         param = next(self.model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
         try:
             with preserved_state(self.model):
                 self.model.eval()
-                self.model(torch.zeros((1, *size), device=device))
+                self.model(torch.zeros((1, *size), device=device, dtype=dtype))
         except Exception as exc:  # whatever the model raises, the user needs the same fix
             detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise FreqlensError(
