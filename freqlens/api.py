@@ -147,6 +147,8 @@ def erf(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | No
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
     size = input_size or EffectiveReceptiveField.presets.get(preset, {}).get("input_size") or 1024
     _check_input_fits(batch_size, size, setup.device)
+    setup.loaded.check_input((3, size, size), hint="choose an --input-size the model takes, or a model built for "
+                             "any size (timm ViTs: dynamic_img_size=True)")
     config = {**setup.loaded.data_config(), "input_size": (3, size, size), "crop_pct": 1.0, "crop_mode": "squash"}
     points = choose_probe_points(setup.loaded.model, probes, config["input_size"]) if probes else None
     measure = _measure(EffectiveReceptiveField, preset, points=points, input_size=size, on_coupling=on_coupling)

@@ -39,12 +39,13 @@ class LoadedModel:
         return timm.data.resolve_data_config({}, model=self.model)
 
     @torch.no_grad()
-    def check_input(self) -> None:
-        """Run one zero image of the model's own input size through it, so that a model that cannot take
-        it fails before any work, with the fix, instead of mid-run with a traceback."""
+    def check_input(self, input_size: tuple[int, int, int] | None = None, hint: str | None = None) -> None:
+        """Run one zero image of ``input_size`` (default: the model's own) through the model, so that a model
+        that cannot take it fails before any work, with the fix, instead of mid-run with a traceback."""
         from freqlens.lens.lens import preserved_state
 
-        size = tuple(self.data_config()["input_size"])
+        own = tuple(self.data_config()["input_size"])
+        size = tuple(input_size) if input_size is not None else own
         param = next(self.model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
@@ -54,10 +55,12 @@ class LoadedModel:
                 self.model(torch.zeros((1, *size), device=device, dtype=dtype))
         except Exception as exc:  # whatever the model raises, the user needs the same fix
             detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            which = "its input size" if size == own else f"its own being {'x'.join(map(str, own[1:]))}"
             raise FreqlensError(
-                f"{self.name} fails on a 1x{'x'.join(map(str, size))} input, its input size: {detail}",
-                hint="the input size and normalisation come from the model's pretrained_cfg: a factory sets "
-                     "model.pretrained_cfg = dict(input_size=(3, H, W), mean=(...), std=(...)) as timm models do",
+                f"{self.name} fails on a 1x{'x'.join(map(str, size))} input, {which}: {detail}",
+                hint=hint or "the input size and normalisation come from the model's pretrained_cfg: a factory "
+                             "sets model.pretrained_cfg = dict(input_size=(3, H, W), mean=(...), std=(...)) as "
+                             "timm models do",
             ) from exc
 
     def provenance(self) -> dict[str, Any]:

@@ -73,3 +73,11 @@ def test_a_model_that_cannot_take_its_input_size_fails_before_any_work(tmp_path)
     assert result.exit_code == 1, result.output
     assert "fails on a 1x3x224x224 input" in result.stderr and "pretrained_cfg" in result.stderr
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_erf_at_an_input_size_the_model_cannot_take_fails_before_any_work(tmp_path):
+    out = tmp_path / "o"
+    result = invoke("erf", "--model", "deit_tiny_patch16_224", "--input-size", "64", *FAST[2:], "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert "fails on a 1x3x64x64 input, its own being 224x224" in result.stderr and "--input-size" in result.stderr
+    assert "Traceback" not in result.output and not out.exists()
