@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from freqlens.errors import FreqlensError, UsageError
 from freqlens.io.images import ImageSet, find_images, sample_images_dir
 from freqlens.io.outputs import atomic_output_dir, check_output_dir
+from freqlens.io.progress import Progress
 from freqlens.io.results import to_jsonable, write_json
 from freqlens.lens import ProbePoint, default_probe_points, probe_points_for, select_probe_points
 from freqlens.loading import LoadedModel, load_model
@@ -183,6 +184,8 @@ def interactions(model: str | nn.Module | LoadedModel, images: str | Path | Imag
     ``target``: ``label``, ``predicted`` or ``auto`` (the label when the image set has labels, else the
     prediction; the choice is recorded). ``grid``/``pairs``/``contexts`` override the preset's;
     ``batch_size`` is the number of masked copies per forward. ``seed`` seeds the pair/context sampling.
+    With ``out``, the state after every image is kept beside it (:mod:`freqlens.io.progress`): the same
+    call after an interruption continues from the finished images, with the same result.
     """
     setup = _Setup.prepare(model, images, ckpt, weights, trust_checkpoint, limit, seed, device, dtype, out, overwrite)
     if target not in ("auto", "label", "predicted"):
@@ -200,10 +203,33 @@ def interactions(model: str | nn.Module | LoadedModel, images: str | Path | Imag
     if measure.grid > min(config["input_size"][1:]):
         raise UsageError(f"--grid {measure.grid}: a {config['input_size'][1]}x{config['input_size'][2]} input has "
                          f"fewer pixels per side than players", hint="players are image patches: use a smaller --grid")
+    rank, world = rank_and_world()
+    run = {"model": setup.loaded.provenance(), "images": setup.image_set.provenance(), "measure": measure.settings(),
+           "dtype": str(setup.dtype), "processes": world}
+    saved = Progress(out, run, rank) if out is not None else None
+    if saved is not None and saved.resume(measure):
+        warnings.warn(f"interactions: continuing from {len(saved.done)} finished images in {saved.dir}")
+
+    def update(x: torch.Tensor, labels: torch.Tensor | None, indices: list[int]) -> None:
+        if saved is not None and indices[0] in saved.done:  # one image per batch
+            return
+        measure.update(setup.loaded.model, x, labels, indices)
+        if saved is not None:
+            saved.save(measure, indices[0])
+
     loader = setup.loader(config, 1, num_workers)
-    feed(setup.loaded.model, loader, lambda x, labels, indices: measure.update(setup.loaded.model, x, labels, indices),
-         device=setup.device, dtype=setup.dtype, labelled=setup.image_set.has_labels, progress=progress)
-    return setup.finish(measure, [], config, (), out, overwrite)
+    try:
+        feed(setup.loaded.model, loader, update, device=setup.device, dtype=setup.dtype,
+             labelled=setup.image_set.has_labels, progress=progress)
+    except KeyboardInterrupt:
+        if saved is not None and saved.done:
+            warnings.warn(f"interactions: {len(saved.done)} finished images are kept in {saved.dir}; "
+                          "the same command continues from them")
+        raise
+    report = setup.finish(measure, [], config, (), out, overwrite)
+    if saved is not None:
+        saved.clear()
+    return report
 
 
 def rank(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | None = None, *,

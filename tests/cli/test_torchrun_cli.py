@@ -51,3 +51,4 @@ def test_two_processes_give_the_single_process_result(tmp_path, command):
     _assert_close(*[{k: v for k, v in r.items() if k != "provenance"} for r in reversed(results)])
     assert two.stdout == one.stdout  # the table once, from the first process
     assert two.stderr.count("RANDOM") == one.stderr.count("RANDOM") == 1
+    assert not any(p.name.endswith(".progress") for p in tmp_path.iterdir())  # interactions' per-image saves
