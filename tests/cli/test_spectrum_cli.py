@@ -149,6 +149,10 @@ def test_models_lists_timm_and_zoo_names():
     result = invoke("models", "test_vi*")
     assert result.exit_code == 0
     assert "test_vit\ttimm" in result.stdout.splitlines()
+    word = invoke("models", "spanetv2_s18", "--zoo")  # a plain word matches anywhere in the name
+    assert word.exit_code == 0 and "spanetv2_s18_pure\tzoo" in word.stdout.splitlines()
+    none = invoke("models", "no_such_family")
+    assert none.exit_code == 1 and "no model name matches" in none.stderr and not none.stdout
 
 
 def test_sample_images_are_shipped():
