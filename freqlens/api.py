@@ -166,7 +166,10 @@ def _check_input_fits(batch_size: int, size: int, device: torch.device) -> None:
     if device.type == "cuda":
         free = torch.cuda.mem_get_info(device)[0]
     else:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):  # no such query on this platform (macOS, Windows)
+            return
     if need > free:
         raise UsageError(f"--input-size {size}: a batch of {batch_size} inputs alone takes {need / 2**30:,.1f} GiB, "
                          f"more than the {free / 2**30:,.1f} GiB free on {device}",
