@@ -94,7 +94,9 @@ def _as_loaded(model: str | nn.Module | LoadedModel, ckpt, weights, trust, devic
     if isinstance(model, nn.Module):
         if ckpt is not None:
             raise UsageError("pass either a model name with ckpt, or a model object with its weights loaded")
-        return LoadedModel(model.to(device), type(model).__name__, None, given_weights=True)
+        loaded = LoadedModel(model.to(device), type(model).__name__, None, given_weights=True)
+        loaded.check_input()
+        return loaded
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         return load_model(model, ckpt, weights=weights, trust=trust, device=device)
@@ -195,21 +197,23 @@ def interactions(model: str | nn.Module | LoadedModel, images: str | Path | Imag
         raise UsageError(f"--target {target!r}: use auto, label or predicted")
     if target == "auto":
         target = "label" if setup.image_set.has_labels else "predicted"
-    if target == "label" and not setup.image_set.has_labels:
-        raise UsageError("--target label needs labelled images: an ImageFolder tree, one folder per class",
-                         hint="use --target predicted (or auto, which takes the labels when there are some)")
     if target == "label":
+        if not setup.image_set.has_labels:
+            raise UsageError("--target label needs labelled images: an ImageFolder tree, one folder per class",
+                             hint="use --target predicted (or auto, which takes the labels when there are some)")
         setup.check_labels()
+    config = setup.loaded.data_config()
+    players = grid if grid is not None else InteractionOrder.presets.get(preset, {}).get("grid", 0)
+    if players > min(config["input_size"][1:]):  # before the measure is built: it checks its pairs on the grid
+        raise UsageError(f"--grid {players}: a {config['input_size'][1]}x{config['input_size'][2]} input has "
+                         f"fewer pixels per side than players", hint="players are image patches: use a smaller --grid")
     overrides = {k: v for k, v in {"grid": grid, "pairs": pairs, "contexts": contexts}.items() if v is not None}
     measure = _measure(InteractionOrder, preset, target=target, seed=seed, batch_size=batch_size, **overrides)
-    config = setup.loaded.data_config()
-    if measure.grid > min(config["input_size"][1:]):
-        raise UsageError(f"--grid {measure.grid}: a {config['input_size'][1]}x{config['input_size'][2]} input has "
-                         f"fewer pixels per side than players", hint="players are image patches: use a smaller --grid")
     rank, world = rank_and_world()
     run = {"model": setup.loaded.provenance(), "images": setup.image_set.provenance(), "measure": measure.settings(),
            "dtype": str(setup.dtype), "processes": world}
-    saved = Progress(out, run, rank) if out is not None else None
+    # an nn.Module passed in is only known by its class: another one's progress could not be told apart
+    saved = Progress(out, run, rank) if out is not None and not setup.loaded.given_weights else None
     if saved is not None and saved.resume(measure):
         warnings.warn(f"interactions: continuing from {len(saved.done)} finished images in {saved.dir}")
 
@@ -288,9 +292,7 @@ class _Setup:
         torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
         torch.manual_seed(seed)  # before the model is built: random-weight runs are reproducible too
         loaded = _as_loaded(model, ckpt, weights, trust_checkpoint, torch_device)
-        image_set = _image_set(images, limit, seed)
-        loaded.check_input()
-        return cls(loaded, image_set, torch_device, torch_dtype, seed)
+        return cls(loaded, _image_set(images, limit, seed), torch_device, torch_dtype, seed)
 
     def check_labels(self) -> None:
         """Labels are sorted folder indices, so a tree with more class folders than the model has classes

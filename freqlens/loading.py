@@ -79,7 +79,8 @@ def load_model(name: str, ckpt: str | Path | None = None, *, weights: WeightsCho
     """Build ``name`` and load ``ckpt`` into it (strict, after the family's checkpoint filter).
 
     The classifier size follows the checkpoint when it has one (a 10-class fine-tune loads into a
-    10-class head). Without ``ckpt`` a warning says the weights are random.
+    10-class head). Without ``ckpt`` a warning says the weights are random. A model that cannot take its
+    own input size fails here (:meth:`LoadedModel.check_input`).
     """
     factory = resolve_factory(name)
     checkpoint = load_checkpoint(ckpt, weights=weights, trust=trust) if ckpt is not None else None
@@ -94,7 +95,9 @@ def load_model(name: str, ckpt: str | Path | None = None, *, weights: WeightsCho
         warnings.warn(f"{name}: no checkpoint given, the weights are RANDOM; results describe an untrained network",
                       stacklevel=2)
     model.eval().to(device)
-    return LoadedModel(model, name, checkpoint)
+    loaded = LoadedModel(model, name, checkpoint)
+    loaded.check_input()
+    return loaded
 
 
 def resolve_factory(name: str) -> Callable[..., nn.Module]:

@@ -11,6 +11,7 @@ import timm
 import torch
 
 import freqlens
+from freqlens.runner import rank_and_world
 
 
 def environment(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def environment(device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     info: dict[str, Any] = {
         "freqlens": freqlens.__version__, "torch": torch.__version__, "timm": timm.__version__,
         "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform(),
-        "device": str(device), "dtype": str(dtype).removeprefix("torch."), "processes": _processes(),
+        "device": str(device), "dtype": str(dtype).removeprefix("torch."), "processes": rank_and_world()[1],
     }
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
@@ -41,13 +42,6 @@ def provenance(*, model: dict[str, Any], images: dict[str, Any], preprocessing: 
         "command": _command(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _processes() -> int:
-    """How many processes share the images (torchrun's world size; 1 outside torchrun)."""
-    import torch.distributed as dist
-
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _command() -> list[str] | None:

@@ -35,7 +35,7 @@ class Progress:
         """Load a saved state of the same run into ``measure``; the number of images it holds."""
         if not self.file.exists():
             return 0
-        saved = torch.load(self.file, weights_only=True)
+        saved = torch.load(self.file, map_location="cpu", weights_only=True)  # the measure moves it on update
         if saved["run"] != self.run:
             warnings.warn(f"{self.dir} holds progress of another run (model, images or settings differ); "
                           "starting afresh")
