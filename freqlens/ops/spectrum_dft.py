@@ -39,6 +39,8 @@ def supported(x: torch.Tensor) -> bool:
     """
     if triton is None or not x.is_cuda or x.dim() != 4 or max(x.shape[-2:]) > MAX_SIDE:
         return False
+    if x.untyped_storage().nbytes() >= 2**31 * x.element_size():
+        return False  # the kernel's element offsets are 32-bit: a map batch this large takes cuFFT, in chunks
     return x.dtype in (torch.bfloat16, torch.float16) or (x.dtype == torch.float32 and torch.is_autocast_enabled("cuda"))
 
 

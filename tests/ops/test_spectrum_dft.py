@@ -60,3 +60,9 @@ def test_other_inputs_take_the_fft_path():
     assert not spectrum_dft.supported(torch.zeros(1, 1, 8, 256, device="cuda", dtype=torch.bfloat16))
     assert not spectrum_dft.supported(torch.zeros(1, 1, 8, 8, dtype=torch.bfloat16))  # CPU
     assert not spectrum_dft.supported(torch.zeros(1, 1, 160, 160, device="cuda", dtype=torch.bfloat16))
+
+
+def test_maps_beyond_32_bit_offsets_take_cufft():
+    big = torch.empty(2**31 // (64 * 56 * 56) + 1, 64, 56, 56, device="cuda", dtype=torch.bfloat16)
+    assert not spectrum_dft.supported(big) and not spectrum_dft.supported(big[:1])  # a view keeps its storage
+    assert spectrum_dft.supported(big[:1].clone())
