@@ -113,7 +113,8 @@ def stream(model: nn.Module, points: Sequence[ProbePoint], loader: DataLoader,
 
 def feed(model: nn.Module, loader: DataLoader, update: Callable[[torch.Tensor, torch.Tensor | None, list[int]], None], *,
          device: torch.device, dtype: torch.dtype, labelled: bool, progress: bool = True) -> None:
-    """Hand every batch to a measure that drives the model itself (ERF, interactions, rotation).
+    """Hand every batch to ``update``: a measure that drives the model itself (ERF, interactions, rotation),
+    or ``stream``'s lens-attached forward.
 
     ``update(images, labels, indices)`` gets the images on ``device``, the labels (None when the image set
     has none) and each image's index in the whole image set (``make_loader`` gives rank r every

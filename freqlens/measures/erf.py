@@ -166,7 +166,8 @@ class EffectiveReceptiveField(Measure):
         if self.points is None:
             self.points = points
         # the batched pass is queued first: the check's host-bound small passes then run while the GPU
-        # works on it, and its maps are used only once the check has cleared the model
+        # works on it, and its maps are used only once the check has cleared the model (a model that
+        # couples its images pays for this one discarded pass)
         batched = input_gradient_maps(model, images, points) if not self.coupled else None
         if self.coupled is None and images.shape[0] > 1:
             self.coupled = _coupled(model, images, points)

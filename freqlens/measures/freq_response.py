@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import torch
 from torch import nn
@@ -64,18 +64,20 @@ def band_filter(images: torch.Tensor, cutoff: float, keep: Literal["low", "high"
     """
     if keep not in ("low", "high"):
         raise ValueError(f"keep must be 'low' or 'high', got {keep!r}")
-    return next(_band_filtered(images, [cutoff], [keep]))
+    return _keep_band(images, *_spectrum(images), cutoff, keep)
 
 
-def _band_filtered(images: torch.Tensor, cutoffs: Sequence[float], keeps: Sequence[str]) -> Iterator[torch.Tensor]:
-    """``band_filter(images, c, keep)`` for every cutoff and band, in that order, from one FFT of the images."""
+def _spectrum(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images' 2-D FFT (float32, float64 for float64) and each bin's normalised radius, uncentred:
+    computed once per batch for every cut-off and band."""
     work = torch.float64 if images.dtype == torch.float64 else torch.float32
     radius = normalised_radius(*images.shape[-2:], centred=False, device=images.device)
-    spectrum = torch.fft.fft2(images.to(work))
-    for cutoff in cutoffs:
-        for keep in keeps:
-            mask = radius <= cutoff if keep == "low" else radius > cutoff
-            yield torch.fft.ifft2(spectrum * mask).real.to(images.dtype)
+    return torch.fft.fft2(images.to(work)), radius
+
+
+def _keep_band(images: torch.Tensor, spectrum: torch.Tensor, radius: torch.Tensor, cutoff: float, keep: str) -> torch.Tensor:
+    mask = radius <= cutoff if keep == "low" else radius > cutoff
+    return torch.fft.ifft2(spectrum * mask).real.to(images.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -472,10 +474,10 @@ class BandLimitedAccuracy(Measure):
             model.eval()
             clean = _predict(model, images, self.batch_size)
             bands = (("low", self.low_agree, self.low_correct), ("high", self.high_agree, self.high_correct))
-            filtered = _band_filtered(images, self.cutoffs.tolist(), [keep for keep, _, _ in bands])
-            for i in range(len(self.cutoffs)):
-                for _, agree, correct in bands:
-                    pred = _predict(model, next(filtered), self.batch_size)
+            spectrum, radius = _spectrum(images)
+            for i, cutoff in enumerate(self.cutoffs.tolist()):
+                for keep, agree, correct in bands:
+                    pred = _predict(model, _keep_band(images, spectrum, radius, cutoff, keep), self.batch_size)
                     agree[i] += float((pred == clean).sum())
                     if labels is not None:
                         correct[i] += float((pred == labels.to(pred.device)).sum())
