@@ -204,7 +204,10 @@ def _stem_through_pool(model, names, reductions):
     for name, red in zip(names, reductions, strict=True):
         if name in children[:-1]:
             following = children[children.index(name) + 1]
-            if isinstance(model.get_submodule(following), (nn.MaxPool2d, nn.AvgPool2d)):
+            pool = model.get_submodule(following)
+            if isinstance(pool, nn.Sequential) and len(pool):  # a pool with anti-aliasing (timm's aa_layer)
+                pool = pool[0]
+            if isinstance(pool, (nn.MaxPool2d, nn.AvgPool2d)):
                 name, red = following, None
         out_n.append(name)
         out_r.append(red)

@@ -122,6 +122,12 @@ def test_default_points_of_timm_cnn_expand_stages_into_blocks():
     assert names == ["maxpool", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
 
 
+def test_a_stem_pool_with_anti_aliasing_is_probed_after_it():
+    net = timm.create_model("resnet18", num_classes=3, aa_layer=timm.layers.BlurPool2d)
+    points = default_probe_points(net, (3, 64, 64))
+    assert points[0].name == "maxpool" and points[0].reduction == 4
+
+
 def test_default_points_of_plain_torch_model():
     net = _tiny_cnn()
     assert [p.name for p in default_probe_points(net, (3, 16, 16))] == ["0", "1", "2", "3"]
