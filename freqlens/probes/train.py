@@ -78,13 +78,14 @@ def train(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=hp["lr"], total_steps=hp["epochs"] * steps_per_epoch, pct_start=0.2
     )
-    inputs = normalize(images, model)  # once for the whole split, not per step
+    inputs, targets = normalize(images.to(device), model), labels.to(device)  # once for the split, on the device
     order_rng = torch.Generator().manual_seed(seed)
     for _ in range(hp["epochs"]):
         order = torch.randperm(hp["train_size"], generator=order_rng)
         for step in range(steps_per_epoch):
             idx = order[step * hp["batch_size"] : (step + 1) * hp["batch_size"]]
-            loss = F.cross_entropy(model(inputs[idx].to(device)), labels[idx].to(device))
+            idx = idx.to(device)
+            loss = F.cross_entropy(model(inputs[idx]), targets[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

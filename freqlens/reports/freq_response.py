@@ -87,9 +87,10 @@ def radial_gain(maps: TransferMaps) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return centres[keep], gains
 
 
-def transfer_radial_figure(maps: TransferMaps, radial: tuple[np.ndarray, dict[str, np.ndarray]], title: str) -> plt.Figure:
+def transfer_radial_figure(radial: tuple[np.ndarray, dict[str, np.ndarray]], image_size: tuple[int, int],
+                           title: str) -> plt.Figure:
     """Mean gain against radial frequency (``radial_gain(maps)``), one curve per probe point coloured by depth."""
-    h, w = maps.settings["image_size"]
+    h, w = image_size
     centres, gains = radial
     cmap = plt.get_cmap(DEPTH_CMAP)
     with paper_style():
@@ -162,7 +163,7 @@ def write_response_outputs(directory: Path, result: dict[str, Any], title: str) 
                   [(n, float(r), float(r) * 0.5, float(g)) for n, gs in gains.items() for r, g in zip(centres, gs)])
         arrays.update({f"transfer/{n}": g.numpy() for n, g in transfer.gain.items()})
         save_figure(transfer_maps_figure(transfer, title), directory, "response_transfer_maps")
-        save_figure(transfer_radial_figure(transfer, radial, title), directory, "response_transfer_radial")
+        save_figure(transfer_radial_figure(radial, transfer.settings["image_size"], title), directory, "response_transfer_radial")
         records["transfer"] = {"settings": transfer.settings, "count": transfer.count, "freq_y": transfer.freq_y,
                                "freq_x": transfer.freq_x, "gain": transfer.gain}
     np.savez_compressed(directory / "response_maps.npz", **arrays)
