@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from freqlens.lens import Lens, default_probe_points
+from cli_checks import invoke
 from freqlens.models.fdam import FdamViT, checkpoint_filter_fn
 from golden import (
     assert_output_matches,
@@ -399,9 +400,6 @@ def test_probe_points_through_the_lens(kwargs, target):
 
 def test_official_mmseg_checkpoint_loads_through_the_spectrum_cli(tmp_path):
     """``freqlens spectrum --model fdam_deit_t --ckpt iter_160000.pth``: backbone strict, heads ignored."""
-    from typer.testing import CliRunner
-
-    from freqlens.cli import app
     from freqlens.loading import load_model
 
     source = timm.create_model("fdam_deit_t", num_classes=0, global_pool="")
@@ -410,6 +408,6 @@ def test_official_mmseg_checkpoint_loads_through_the_spectrum_cli(tmp_path):
     torch.save(_mmseg_checkpoint(source.state_dict()), path)
     loaded = load_model("fdam_deit_t", path)
     assert_weights_equal(loaded.model, source.state_dict())
-    result = CliRunner().invoke(app, ["spectrum", "--model", "fdam_deit_t", "--ckpt", str(path), "--limit", "1",
-                                      "--device", "cpu", "--quiet", "--probe", "blocks.11", "--out", str(tmp_path / "out")])
+    result = invoke("spectrum", "--model", "fdam_deit_t", "--ckpt", str(path), "--limit", "1",
+                    "--device", "cpu", "--quiet", "--probe", "blocks.11", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
