@@ -97,7 +97,7 @@ def assert_output_matches(output, golden: dict, tol: float) -> None:
 
 
 def assert_probe_maps_declared(model: torch.nn.Module, x: torch.Tensor) -> dict:
-    """Run ``x`` under the lens on all of ``model.probe_points``; each must give a (B, C, H/r, W/r) map with r its
+    """Run ``x`` under the lens on all of ``model.probe_points``; each must give a 4-D map of height H/r, r its
     declared reduction. Returns {name: (point, shape)} for the family's own checks."""
     from freqlens.lens import Lens
 
@@ -114,7 +114,7 @@ def assert_probe_maps_declared(model: torch.nn.Module, x: torch.Tensor) -> dict:
 def install_fake_yacs(monkeypatch) -> type:
     """Put a stand-in ``yacs.config`` into ``sys.modules`` and return its CfgNode: a dict subclass with
     attribute state, pickled as ``yacs.config.CfgNode`` like the `config` entry of the official training
-    codes' checkpoints. Remove both modules again after saving, so that loading runs without yacs."""
+    codes' checkpoints. Callers remove ``yacs.config`` again after saving, so that loading runs without yacs."""
 
     class CfgNode(dict):
         def __init__(self, init=None, **entries):

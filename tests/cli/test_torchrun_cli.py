@@ -20,7 +20,9 @@ def _freqlens(launcher: list[str], command: str, out, *extra: str) -> subprocess
     args = [*launcher, "-m", "freqlens", command, "--model", "probe_cnn", "--device", "cpu", "--limit", "5", "-q",
             "--out", str(out), *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, check=True)
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def _assert_close(got, want, where: str = "") -> None:
