@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 SHAPES = [  # (B, C, H, W, token view with one class token)
     (2, 5, 14, 14, True), (3, 7, 7, 7, False), (2, 9, 28, 20, False), (1, 4, 56, 56, False),
     (2, 6, 13, 9, True), (1, 2, 64, 40, True), (2, 3, 16, 16, False), (4, 8, 8, 8, False), (1, 3, 112, 112, True),
-    (2, 5, 100, 128, True), (2, 3, 8, 128, False), (2, 3, 50, 120, False),
+    (2, 5, 100, 128, True), (2, 3, 8, 128, False), (2, 3, 50, 120, False), (2, 6, 5, 9, True), (200, 3, 4, 4, False),
 ]
 
 
