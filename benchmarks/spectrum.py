@@ -4,8 +4,9 @@
         --batch-size 128 --dtype bfloat16 --iters 20
 
 Prints one JSON line per model: time per batch (plain / with spectrum, medians over alternating rounds),
-peak memory, and their ratios. Inputs are random tensors already on the device, so data loading (identical
-for both) is not timed.
+peak memory, the summed CUDA kernel time per batch (a profiled round of each: what the GPU does,
+independent of the host, which bounds a small model's wall time), and their ratios. Inputs are random
+tensors already on the device, so data loading (identical for both) is not timed.
 """
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ def _timed(forward, iters: int, device: torch.device) -> tuple[float, int]:
     return seconds, peak
 
 
+def _kernel_ms(forward, iters: int) -> float:
+    """Summed CUDA kernel time per call (CUPTI): the GPU's share of the cost, however fast the host queues it."""
+    forward()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+        for _ in range(iters):
+            forward()
+        torch.cuda.synchronize()
+    return sum(event.self_device_time_total for event in profile.key_averages()) / iters / 1e3
+
+
 def bench(name: str, batch: int, dtype: torch.dtype, iters: int, rounds: int, device: torch.device) -> dict:
     """Plain and lens-attached forwards the way ``freqlens spectrum`` runs them: autocast and the lens
     entered once per run, each batch under ``inference_mode``. Rounds alternate the two, so drift in the
@@ -65,6 +76,10 @@ def bench(name: str, batch: int, dtype: torch.dtype, iters: int, rounds: int, de
             plain.append(_timed(forward, iters, device))
             with Lens(model, points, observe):
                 spectrum.append(_timed(forward, iters, device))
+        kernels = {"plain": _kernel_ms(forward, iters)} if device.type == "cuda" else {}
+        if kernels:
+            with Lens(model, points, observe):
+                kernels["spectrum"] = _kernel_ms(forward, iters)
     measure.compute()
     t_plain, t_spec = (statistics.median(t for t, _ in runs) for runs in (plain, spectrum))
     m_plain = plain[0][1]  # before the measure holds any state, which later plain rounds would count
@@ -75,6 +90,8 @@ def bench(name: str, batch: int, dtype: torch.dtype, iters: int, rounds: int, de
         "round_ratios": [round(s / p, 3) for (s, _), (p, _) in zip(spectrum, plain)],
         "peak_mib_plain": round(m_plain / 2**20, 1), "peak_mib_spectrum": round(m_spec / 2**20, 1),
         "memory_ratio": round(m_spec / m_plain, 3) if m_plain else None,
+        **({"kernel_ms_plain": round(kernels["plain"], 2), "kernel_ms_spectrum": round(kernels["spectrum"], 2),
+            "kernel_time_ratio": round(kernels["spectrum"] / kernels["plain"], 3)} if kernels else {}),
         "device": device_name(device),
     }
 
