@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pickle
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -170,10 +171,8 @@ def load_checkpoint(path: str | Path, weights: WeightsChoice = "auto", trust: bo
     )
 
 
-def apply_to_model(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> dict[str, list[str]]:
-    """Run the family's ``checkpoint_filter_fn`` and load; a mismatch raises with a readable key diff."""
-    import sys
-
+def apply_to_model(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> None:
+    """Run the family's ``checkpoint_filter_fn`` and load strictly; a mismatch raises with a readable key diff."""
     state_dict = checkpoint.state_dict
     filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
     if filter_fn is not None:
@@ -189,7 +188,6 @@ def apply_to_model(model: torch.nn.Module, checkpoint: LoadedCheckpoint) -> dict
             hint="is this checkpoint for another architecture or variant? check --model",
         )
     model.load_state_dict(state_dict)
-    return {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
 
 
 def _key_diff(missing: list[str], unexpected: list[str], mismatched: list[str], limit: int = 8) -> str:
