@@ -60,7 +60,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import OrderedDict
-from functools import partial
 from typing import Sequence
 
 import torch
@@ -104,8 +103,11 @@ class Linear2d(nn.Linear):
         super()._load_from_state_dict(state_dict, prefix, *args)
 
 
-# official ``LayerNorm2d``: nn.LayerNorm (eps 1e-5) over the channels of an NCHW map, as timm's with that eps
-LayerNorm2d = partial(_TimmLayerNorm2d, eps=1e-5)
+class LayerNorm2d(_TimmLayerNorm2d):
+    """Official ``LayerNorm2d``: nn.LayerNorm over the channels of an NCHW map, timm's with eps 1e-5."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(num_channels, eps=eps, affine=affine)
 
 
 class Mlp(nn.Module):
