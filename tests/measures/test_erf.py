@@ -164,12 +164,27 @@ class FixedSize(nn.Module):
 @pytest.mark.parametrize("model_cls, coupled", [(BatchMixer, True), (DetachedBatchScale, True), (FixedSize, False)])
 def test_large_inputs_are_checked_shrunk_when_the_model_allows(model_cls, coupled):
     """Above a 128-pixel side the check runs on shrunk copies; the verdict is the same, fixed-size models
-    are checked at full size."""
+    are checked at full size. A forward pre-hook records every input the model is given, so the test sees
+    which size each of the check's three passes (batched, swapped, alone) actually ran at."""
     torch.manual_seed(4)
     model, images = model_cls().double(), torch.randn(2, 3, 160, 160, dtype=torch.float64)
+    seen: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda _module, args: seen.append(args[0].detach().clone()))
     erf = EffectiveReceptiveField(points=[ProbePoint("")], input_size=None)
     erf.update(model, images)
     assert erf.compute()["batch_coupled"] is coupled
+    shapes = [tuple(x.shape) for x in seen]
+    batched = (2, 3, 160, 160)  # the measuring pass, queued before the check
+    if model_cls is FixedSize:  # one refused 128-pixel try, then the three check passes at full size
+        assert shapes == [batched, (2, 3, 128, 128), batched, batched, (1, 3, 160, 160)]
+        return
+    # the three check passes at 128 pixels and no full-size check pass; then (coupled) one pass per image
+    assert shapes == [batched, (2, 3, 128, 128), (2, 3, 128, 128), (1, 3, 128, 128), (1, 3, 160, 160), (1, 3, 160, 160)]
+    shrunk = nn.functional.interpolate(images, size=(128, 128), mode="area")
+    torch.testing.assert_close(seen[1], shrunk, rtol=0, atol=0)  # the batch itself, area-shrunk
+    torch.testing.assert_close(seen[2][:1], shrunk[:1], rtol=0, atol=0)  # swapped: image 0 kept, image 1 replaced
+    assert not torch.equal(seen[2][1:], shrunk[1:])
+    torch.testing.assert_close(seen[3], shrunk[:1], rtol=0, atol=0)  # image 0 alone
 
 
 def test_runs_under_bfloat16_autocast(device):
