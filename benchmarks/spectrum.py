@@ -46,11 +46,13 @@ def _timed(forward, iters: int, device: torch.device) -> tuple[float, int]:
 def _kernel_ms(forward, iters: int) -> float:
     """Summed CUDA kernel time per call (CUPTI): the GPU's share of the cost, however fast the host queues it."""
     forward()
+    torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
         for _ in range(iters):
             forward()
         torch.cuda.synchronize()
-    return sum(event.self_device_time_total for event in profile.key_averages()) / iters / 1e3
+    kernels = (e for e in profile.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA)
+    return sum(event.self_device_time_total for event in kernels) / iters / 1e3
 
 
 def bench(name: str, batch: int, dtype: torch.dtype, iters: int, rounds: int, device: torch.device) -> dict:

@@ -6,7 +6,7 @@
 Each variant turns a (B, C, H, W) bf16 feature tensor into the batch-and-channel sums of log|F| and |F|²
 over the rfft half plane. Prints one JSON line per (shape, variant): milliseconds and the largest
 difference from the float64 reference. ``--sweep`` times the fused kernels under every launch setting
-(maps per step, warps, stages, rows per chunk, programs per SM) on the maps of resnet50, convnext_tiny and
+(a budget or maps per step, warps, stages, rows per chunk, programs per SM) on the maps of resnet50, convnext_tiny and
 deit_s in the dtypes a bf16 autocast run gives them, with the L2 cache flushed before each call: one JSON
 line per map with its fastest settings, then one with the settings that minimise each table key's time
 weighted by its probe points: ``spectrum_dft.LAUNCH_CONFIGS`` and ``SMALL_MAP_CONFIGS`` hold them.
@@ -154,8 +154,8 @@ def _run_once(job: tuple) -> None:
 
 def sweep(device: torch.device, jobs: int) -> None:
     """Every setting on every map: compiled by ``jobs`` processes first, then timed one at a time. Prints
-    each map's fastest settings, then the ``LAUNCH_CONFIGS`` that minimise the time of each key's maps
-    weighted by their probe points."""
+    each map's fastest settings, then the ``LAUNCH_CONFIGS`` and ``SMALL_MAP_CONFIGS`` entries that
+    minimise the time of each key's maps weighted by their probe points."""
     work = [(m, s) for m in SWEEP_MAPS for s in _settings(m[0]) if s[-1] == 2]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_run_once, work, chunksize=4))

@@ -8,7 +8,7 @@ everything else in registers.
 
 The 2-D DFT is two tensor-core matrix products: along W with the real-input half spectrum, then along H
 with the frequencies kh and H - kh computed together from one set of cos and sin columns (half the width
-of a complex DFT). Maps of at most 64 pixels (7x7 and smaller) take one product with the whole 2-D DFT
+of a complex DFT). Maps of at most 64 pixels (7x7, 8x8, 4x16, ...) take one product with the whole 2-D DFT
 matrix instead, many maps at a time: their two-product tiles would be mostly padding.
 
 The products come close to float32 by splitting each float32 operand into a bfloat16 high and low part
@@ -17,7 +17,8 @@ Z·W ≈ Z_hi·W_hi + Z_hi·W_lo + Z_lo·W_hi, accumulated in float32. The error
 (cuFFT in float32: ~1e-7), far below what reduced-precision features carry; ``supported`` keeps float32
 runs on cuFFT.
 
-Maps up to 128x128 are handled; larger ones, other dtypes and CPU tensors take the cuFFT path.
+Maps up to 128 on a side are handled (not 128x128 itself: its padded tile is twice the largest); larger
+ones, other dtypes and CPU tensors take the cuFFT path.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ except ImportError:  # CPU-only installs: the cuFFT path serves every call
     triton = None
 
 MAX_SIDE = 128
+MAX_STEP_ELEMENTS = 32768  # (re|im, rfft column, kh, cos|sin) elements of one map in the two-product kernel
 SMALL_MAP_PIXELS = 64
 
 
@@ -47,6 +49,9 @@ def supported(x: torch.Tensor) -> bool:
         return False
     if x.untyped_storage().nbytes() >= 2**31 * x.element_size():
         return False  # the kernel's element offsets are 32-bit: a map batch this large takes cuFFT, in chunks
+    _, _, pwr, phh = _tiles(*x.shape[-2:])
+    if 4 * pwr * phh > MAX_STEP_ELEMENTS:
+        return False  # e.g. 128x128: 65 rfft columns and 65 kept rows pad to 128 each, too many registers
     return x.dtype in (torch.bfloat16, torch.float16) or (x.dtype == torch.float32 and torch.is_autocast_enabled("cuda"))
 
 
@@ -112,7 +117,9 @@ def small_map_matrix(h: int, w: int, device: torch.device) -> tuple[torch.Tensor
     pixels, bins = _small_tiles(h, w)
     ph, pw = torch.div(torch.arange(h * w), w, rounding_mode="floor"), torch.arange(h * w) % w
     kh, kw = torch.meshgrid(torch.arange(h), torch.arange(w // 2 + 1), indexing="ij")
-    angle = 2 * math.pi * (torch.outer(ph, kh.flatten()) / h + torch.outer(pw, kw.flatten()) / w).double()
+    # the phase in whole turns h·w, exact in integers, before one float64 division
+    turns = (torch.outer(ph, kh.flatten()) * w + torch.outer(pw, kw.flatten()) * h) % (h * w)
+    angle = 2 * math.pi * turns.double() / (h * w)
     matrix = torch.zeros(pixels, bins, 2, dtype=torch.float64)
     matrix[: h * w, : kh.numel(), 0] = torch.cos(angle)
     matrix[: h * w, : kh.numel(), 1] = -torch.sin(angle)
@@ -160,7 +167,8 @@ def accumulate(x: torch.Tensor, partial: torch.Tensor, eps: float) -> None:
     sums. One kernel launch and nothing else: each program adds its share into its own slice in float32.
     """
     b, c, h, w = x.shape
-    programs, channel_blocks, launch = _launch(c, h, w, x.dtype != torch.bfloat16, x.device)
+    _, channel_blocks, launch = _launch(c, h, w, x.dtype != torch.bfloat16, x.device)
+    programs = partial.shape[0]  # as many as the buffer has slices (batches of another dtype may differ)
     if _small(h, w):
         _small_map_kernel[(programs,)](x, partial, *small_map_matrix(h, w, x.device), b * c, c, *x.stride(), h, w,
                                        eps, **launch)
@@ -273,9 +281,9 @@ if triton is not None:
             # y: rows (g, kw block, re|im, kw in block), columns (kh, cos|sin). With z = a + ib:
             # F(kh) = (a·cos + b·sin) + i(b·cos - a·sin), F(H - kh) = (a·cos - b·sin) + i(b·cos + a·sin)
             y = tl.permute(tl.reshape(y, (G, PWR // 8, 2, 8, PHH, 2)), (0, 1, 3, 4, 5, 2))
-            y_cos, y_sin = tl.split(y)  # (g, kw block, kw in block, kh, a|b)
-            a_cos, b_cos = tl.split(y_cos)
-            a_sin, b_sin = tl.split(y_sin)
+            y_a, y_b = tl.split(y)  # (g, kw block, kw in block, kh, cos|sin) of a and of b
+            a_cos, a_sin = tl.split(y_a)
+            b_cos, b_sin = tl.split(y_b)
             power_low = tl.reshape((a_cos + b_sin) * (a_cos + b_sin) + (b_cos - a_sin) * (b_cos - a_sin),
                                    (G, PWR, PHH))
             power_high = tl.reshape((a_cos - b_sin) * (a_cos - b_sin) + (b_cos + a_sin) * (b_cos + a_sin),

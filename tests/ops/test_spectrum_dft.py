@@ -13,6 +13,7 @@ SHAPES = [  # (B, C, H, W, token view with one class token)
     (2, 5, 14, 14, True), (3, 7, 7, 7, False), (2, 9, 28, 20, False), (1, 4, 56, 56, False),
     (2, 6, 13, 9, True), (1, 2, 64, 40, True), (2, 3, 16, 16, False), (4, 8, 8, 8, False), (1, 3, 112, 112, True),
     (2, 5, 100, 128, True), (2, 3, 8, 128, False), (2, 3, 50, 120, False), (2, 6, 5, 9, True), (200, 3, 4, 4, False),
+    (2, 3, 4, 16, False), (1, 3, 1, 100, False), (1, 3, 100, 1, True),
 ]
 
 
@@ -60,9 +61,25 @@ def test_other_inputs_take_the_fft_path():
     assert not spectrum_dft.supported(torch.zeros(1, 1, 8, 256, device="cuda", dtype=torch.bfloat16))
     assert not spectrum_dft.supported(torch.zeros(1, 1, 8, 8, dtype=torch.bfloat16))  # CPU
     assert not spectrum_dft.supported(torch.zeros(1, 1, 160, 160, device="cuda", dtype=torch.bfloat16))
+    assert not spectrum_dft.supported(torch.zeros(1, 1, 128, 128, device="cuda", dtype=torch.bfloat16))  # tile
 
 
 def test_maps_beyond_32_bit_offsets_take_cufft():
     big = torch.empty(2**31 // (64 * 56 * 56) + 1, 64, 56, 56, device="cuda", dtype=torch.bfloat16)
     assert not spectrum_dft.supported(big) and not spectrum_dft.supported(big[:1])  # a view keeps its storage
     assert spectrum_dft.supported(big[:1].clone())
+
+
+def test_batches_of_both_dtypes_share_one_buffer():
+    """A probe point's maps may arrive as float32 (an autocast residual stream) in one batch and bfloat16 in
+    another: both add into the buffer the first batch made, though each dtype's own launch has more or
+    fewer programs."""
+    x32 = _features(2, 64, 56, 56, False, dtype=torch.float32)
+    x16 = _features(3, 64, 56, 56, False)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        partial = spectrum_dft.partial_buffer(x32)
+        spectrum_dft.accumulate(x32, partial, EPS)
+        spectrum_dft.accumulate(x16, partial, EPS)
+    _, power = spectrum_dft.fold(partial, 56, 56)
+    ref_power = sum(torch.fft.rfft2(x.double()).abs().square().sum((0, 1)) for x in (x32, x16))
+    assert float(((power - ref_power).abs() / ref_power).max()) < 1e-3
