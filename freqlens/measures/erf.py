@@ -294,6 +294,8 @@ def _coupled(model: nn.Module, images: torch.Tensor, points: Sequence[ProbePoint
         small = torch.nn.functional.interpolate(images, size=(round(h * scale), round(w * scale)), mode="area")
         try:
             return batch_coupled(model, small, points)
+        except (torch.OutOfMemoryError, torch.AcceleratorError):
+            raise  # the device failed, not the size: a full-size retry would only hide this error
         except (RuntimeError, ValueError, AssertionError, FreqlensError):
             pass  # the model takes only its own size
     return batch_coupled(model, images, points)

@@ -187,6 +187,23 @@ def test_large_inputs_are_checked_shrunk_when_the_model_allows(model_cls, couple
     torch.testing.assert_close(seen[3], shrunk[:1], rtol=0, atol=0)  # image 0 alone
 
 
+class OutOfMemoryWhenShrunk(FixedSize):
+    """Runs out of device memory on the shrunk check input, as a crowded GPU could."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (160, 160):
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.conv(x)
+
+
+def test_a_device_failure_in_the_shrunk_check_is_not_taken_for_a_size_refusal():
+    """An out-of-memory error at the shrunk size is raised as itself, not retried at full size."""
+    model, images = OutOfMemoryWhenShrunk().double(), torch.randn(2, 3, 160, 160, dtype=torch.float64)
+    erf = EffectiveReceptiveField(points=[ProbePoint("")], input_size=None)
+    with pytest.raises(torch.OutOfMemoryError, match="simulated"):
+        erf.update(model, images)
+
+
 def test_runs_under_bfloat16_autocast(device):
     torch.manual_seed(3)
     model = timm.create_model("test_resnet", num_classes=10).eval().to(device)
