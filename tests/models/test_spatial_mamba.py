@@ -13,6 +13,7 @@ from freqlens.models.spatial_mamba import StateFusion, checkpoint_filter_fn
 from golden import (
     assert_output_matches,
     assert_state_dict_matches,
+    assert_weights_equal,
     det_fill_,
     golden_dtype,
     golden_input,
@@ -265,7 +266,7 @@ def test_official_checkpoint_layouts_load(tmp_path, monkeypatch):
     target = _tiny()
     for use_ema, ref in ((False, source), (True, ema)):
         target.load_state_dict(checkpoint_filter_fn(ckpt, target, use_ema=use_ema), strict=True)
-        assert all(torch.equal(a, b) for a, b in zip(target.state_dict().values(), ref.state_dict().values()))
+        assert_weights_equal(target, ref.state_dict())
     ddp = {"model": {f"module.{k}": v for k, v in source.state_dict().items()}}
     target.load_state_dict(checkpoint_filter_fn(ddp, target), strict=True)
     trunk = {k: v for k, v in source.state_dict().items() if not k.startswith(("norm.", "head."))}
@@ -284,7 +285,7 @@ def test_official_checkpoint_layouts_load(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "yacs.config")  # loading must not need yacs
     overlay = dict(file=str(path), num_classes=10)
     loaded = timm.create_model("spatialmamba_t", pretrained=True, pretrained_cfg_overlay=overlay, **TINY)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ema.state_dict().values()))
+    assert_weights_equal(loaded, ema.state_dict())
     torch.save({"model": source.state_dict()}, path)
     loaded = timm.create_model("spatialmamba_t", pretrained=True, pretrained_cfg_overlay=overlay, **TINY)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), source.state_dict().values()))
+    assert_weights_equal(loaded, source.state_dict())
