@@ -165,17 +165,27 @@ def _check_input_fits(batch_size: int, size: int, device: torch.device) -> None:
     """Refuse an input batch that alone needs more than the free memory: the OS would kill the run
     without a word (a typo in --input-size)."""
     need = batch_size * 3 * size * size * 4
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]
-    else:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):  # no such query on this platform (macOS, Windows)
-            return
-    if need > free:
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else _available_host_memory()
+    if free is not None and need > free:
         raise UsageError(f"--input-size {size}: a batch of {batch_size} inputs alone takes {need / 2**30:,.1f} GiB, "
                          f"more than the {free / 2**30:,.1f} GiB free on {device}",
                          hint="use a smaller --input-size or --batch-size")
+
+
+def _available_host_memory() -> int | None:
+    """Bytes the OS can give this process now: Linux's MemAvailable (free memory misses the page cache it
+    would reclaim), else the free pages, else None where the platform has no such query (macOS, Windows)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def interactions(model: str | nn.Module | LoadedModel, images: str | Path | ImageSet | None = None, *,
