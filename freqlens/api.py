@@ -168,13 +168,14 @@ def _check_input_fits(batch_size: int, size: int, device: torch.device) -> None:
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else _available_host_memory()
     if free is not None and need > free:
         raise UsageError(f"--input-size {size}: a batch of {batch_size} inputs alone takes {need / 2**30:,.1f} GiB, "
-                         f"more than the {free / 2**30:,.1f} GiB free on {device}",
+                         f"more than the {free / 2**30:,.1f} GiB available on {device}",
                          hint="use a smaller --input-size or --batch-size")
 
 
 def _available_host_memory() -> int | None:
-    """Bytes the OS can give this process now: Linux's MemAvailable (free memory misses the page cache it
-    would reclaim), else the free pages, else None where the platform has no such query (macOS, Windows)."""
+    """Bytes the OS reports available: Linux's MemAvailable (free memory misses the page cache it would
+    reclaim; a container's own limit is not seen), else the free pages, else None where the platform has
+    no such query (macOS, Windows)."""
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:

@@ -66,9 +66,11 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def assert_weights_equal(model: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
-    """Every tensor of ``expected`` equals the model's own of that name (its state_dict built once)."""
+    """Every tensor of ``expected`` (not empty) equals the model's own of that name; a failure names the keys."""
     state = model.state_dict()
-    assert all(torch.equal(state[k], v) for k, v in expected.items())
+    assert expected and set(expected) <= set(state), f"not in the model: {sorted(set(expected) - set(state))[:5]}"
+    different = [k for k, v in expected.items() if not torch.equal(state[k], v)]
+    assert not different, f"weights differ: {different[:5]}"
 
 
 def assert_output_matches(output, golden: dict, tol: float) -> None:

@@ -64,6 +64,16 @@ def test_usage_errors_exit_2(tmp_path, args, message):
     assert not (tmp_path / "o").exists()
 
 
+def test_available_host_memory_is_linux_memavailable(monkeypatch, tmp_path):
+    """MemAvailable, not MemFree: the page cache the OS would reclaim counts (the input-size check above)."""
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       8000000 kB\nMemFree:         100000 kB\nMemAvailable:   6000000 kB\n")
+    real_open = open
+    monkeypatch.setattr(freqlens.api, "open", lambda path, *a, **k: real_open(meminfo if path == "/proc/meminfo" else path, *a, **k),
+                        raising=False)
+    assert freqlens.api._available_host_memory() == 6000000 * 1024
+
+
 def test_a_model_that_cannot_take_its_input_size_fails_before_any_work(tmp_path):
     factory = tmp_path / "mlp.py"
     factory.write_text("import torch\n\ndef mlp():\n"

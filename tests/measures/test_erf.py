@@ -187,20 +187,25 @@ def test_large_inputs_are_checked_shrunk_when_the_model_allows(model_cls, couple
     torch.testing.assert_close(seen[3], shrunk[:1], rtol=0, atol=0)  # image 0 alone
 
 
-class OutOfMemoryWhenShrunk(FixedSize):
-    """Runs out of device memory on the shrunk check input, as a crowded GPU could."""
+class FailsWhenShrunk(nn.Module):
+    """Raises a device error on the shrunk check input, as a crowded or failing GPU could."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        super().__init__()
+        self.conv, self.error = nn.Conv2d(3, 2, 3, padding=1), error
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (160, 160):
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise self.error("device error (simulated)")
         return self.conv(x)
 
 
-def test_a_device_failure_in_the_shrunk_check_is_not_taken_for_a_size_refusal():
-    """An out-of-memory error at the shrunk size is raised as itself, not retried at full size."""
-    model, images = OutOfMemoryWhenShrunk().double(), torch.randn(2, 3, 160, 160, dtype=torch.float64)
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, torch.AcceleratorError])
+def test_a_device_failure_in_the_shrunk_check_is_not_taken_for_a_size_refusal(error):
+    """A device error at the shrunk size is raised as itself, not retried at full size."""
+    model, images = FailsWhenShrunk(error).double(), torch.randn(2, 3, 160, 160, dtype=torch.float64)
     erf = EffectiveReceptiveField(points=[ProbePoint("")], input_size=None)
-    with pytest.raises(torch.OutOfMemoryError, match="simulated"):
+    with pytest.raises(error, match="simulated"):
         erf.update(model, images)
 
 
