@@ -104,10 +104,11 @@ class Linear2d(nn.Linear):
 
 
 class LayerNorm2d(_TimmLayerNorm2d):
-    """Official ``LayerNorm2d``: nn.LayerNorm over the channels of an NCHW map, timm's with eps 1e-5."""
+    """Official ``LayerNorm2d``: nn.LayerNorm over the channels of an NCHW map. timm's, with the official
+    eps 1e-5 as its default, so the family's norm layers are one class that isinstance and repr name."""
 
-    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
-        super().__init__(num_channels, eps=eps, affine=affine)
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True, **kwargs) -> None:
+        super().__init__(num_channels, eps=eps, affine=affine, **kwargs)
 
 
 class Mlp(nn.Module):
