@@ -43,14 +43,14 @@ def _timed(forward, iters: int, device: torch.device) -> tuple[float, int]:
     return seconds, peak
 
 
-def _kernel_ms(forward, iters: int) -> float:
+def _kernel_ms(forward, iters: int, device: torch.device) -> float:
     """Summed CUDA kernel time per call (CUPTI): the GPU's share of the cost, however fast the host queues it."""
     forward()
-    torch.cuda.synchronize()
+    torch.cuda.synchronize(device)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
         for _ in range(iters):
             forward()
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     kernels = (e for e in profile.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA)
     return sum(event.self_device_time_total for event in kernels) / iters / 1e3
 
@@ -78,10 +78,11 @@ def bench(name: str, batch: int, dtype: torch.dtype, iters: int, rounds: int, de
             plain.append(_timed(forward, iters, device))
             with Lens(model, points, observe):
                 spectrum.append(_timed(forward, iters, device))
-        kernels = {"plain": _kernel_ms(forward, iters)} if device.type == "cuda" else {}
-        if kernels:
+        kernels = {}
+        if device.type == "cuda":
+            kernels["plain"] = _kernel_ms(forward, iters, device)
             with Lens(model, points, observe):
-                kernels["spectrum"] = _kernel_ms(forward, iters)
+                kernels["spectrum"] = _kernel_ms(forward, iters, device)
     measure.compute()
     t_plain, t_spec = (statistics.median(t for t, _ in runs) for runs in (plain, spectrum))
     m_plain = plain[0][1]  # before the measure holds any state, which later plain rounds would count

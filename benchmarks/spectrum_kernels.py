@@ -3,13 +3,15 @@
     python benchmarks/spectrum_kernels.py            # variants
     python benchmarks/spectrum_kernels.py --sweep    # the fused kernel's launch settings
 
-Each variant turns a (B, C, H, W) bf16 feature tensor into the batch-and-channel sums of log|F| and |F|²
-over the rfft half plane. Prints one JSON line per (shape, variant): milliseconds and the largest
-difference from the float64 reference. ``--sweep`` times the fused kernels under every launch setting
-(a budget or maps per step, warps, stages, rows per chunk, programs per SM) on the maps of resnet50, convnext_tiny and
-deit_s in the dtypes a bf16 autocast run gives them, with the L2 cache flushed before each call: one JSON
-line per map with its fastest settings, then one with the settings that minimise each table key's time
-weighted by its probe points: ``spectrum_dft.LAUNCH_CONFIGS`` and ``SMALL_MAP_CONFIGS`` hold them.
+Both modes run on ``MAPS``: the feature maps of resnet50, convnext_tiny and deit_s at batch 128, in the
+dtypes and views a bf16 autocast run hands the lens. The default mode turns each into the batch-and-channel
+sums of log|F| and |F|² over the rfft half plane several ways (cuFFT variants, float32 matmuls, the fused
+kernel with its current settings) and prints one JSON line per (map, variant): milliseconds and the largest
+difference from the float64 reference. ``--sweep`` times the fused kernels under every launch setting (a
+budget or maps per step, warps, stages, rows per chunk, programs per SM) with the L2 cache flushed before
+each call: one JSON line per map with its fastest settings, then one with the settings that minimise each
+table key's time weighted by its probe points: ``spectrum_dft.LAUNCH_CONFIGS`` and ``SMALL_MAP_CONFIGS``
+hold them.
 """
 from __future__ import annotations
 
@@ -25,17 +27,6 @@ import triton
 
 from freqlens.measures.spectral_energy import EPS
 from freqlens.ops import spectrum_dft
-
-SHAPES = {  # (B, C, H, W) and whether the features arrive as an NHWC/NLC view
-    "deit_s block (NLC view)": ((128, 384, 14, 14), True),
-    "resnet50 stem": ((128, 64, 112, 112), False),
-    "resnet50 layer1": ((128, 256, 56, 56), False),
-    "resnet50 layer3": ((128, 1024, 14, 14), False),
-    "convnext_t stage0": ((128, 96, 56, 56), False),
-    "resnet50 layer2": ((128, 512, 28, 28), False),
-    "resnet50 layer4": ((128, 2048, 7, 7), False),
-}
-
 
 def reference(x):
     f = torch.fft.rfft2(x.double())
@@ -93,8 +84,9 @@ def fused_kernel(x):
     return spectrum_dft.half_plane_sums(x, EPS)
 
 
-SWEEP_MAPS = [  # (B, C, H, W), layout, dtype, probe points: the maps a bf16 autocast run hands the lens for
-    # resnet50, convnext_tiny and deit_s, and how many of each the three models have (one 112² stem map)
+MAPS = [  # (B, C, H, W), layout, dtype, probe points: the maps a bf16 autocast run hands the lens for resnet50,
+    # convnext_tiny and deit_s, and how many of each the three models have (none is 112²: its weight of 1 is
+    # nominal, for the 128-wide settings)
     ((128, 64, 112, 112), "nchw", torch.bfloat16, 1), ((128, 256, 56, 56), "nchw", torch.bfloat16, 3),
     ((128, 64, 56, 56), "nchw", torch.bfloat16, 1), ((128, 512, 28, 28), "nchw", torch.bfloat16, 4),
     ((128, 1024, 14, 14), "nchw", torch.bfloat16, 6), ((128, 2048, 7, 7), "nchw", torch.bfloat16, 3),
@@ -104,7 +96,7 @@ SWEEP_MAPS = [  # (B, C, H, W), layout, dtype, probe points: the maps a bf16 aut
 ]
 
 
-def _sweep_features(shape, layout, dtype, device):
+def _features(shape, layout, dtype, device):
     b, c, h, w = shape
     if layout == "tokens":  # deit's (B, 1 + H·W, C) block output seen as (B, C, H, W)
         return torch.randn(b, 1 + h * w, c, device=device, dtype=dtype)[:, 1:].reshape(b, h, w, c).permute(0, 3, 1, 2)
@@ -144,7 +136,7 @@ def _use(shape: tuple, dtype: torch.dtype, setting: tuple) -> None:
 def _run_once(job: tuple) -> None:
     """Compile (into Triton's on-disk cache) and run the kernel once for one map and setting."""
     (shape, layout, dtype, _), setting = job
-    x = _sweep_features(shape, layout, dtype, torch.device("cuda"))
+    x = _features(shape, layout, dtype, torch.device("cuda"))
     _use(shape, dtype, setting)
     try:
         spectrum_dft.accumulate(x, spectrum_dft.partial_buffer(x), EPS)
@@ -156,12 +148,12 @@ def sweep(device: torch.device, jobs: int) -> None:
     """Every setting on every map: compiled by ``jobs`` processes first, then timed one at a time. Prints
     each map's fastest settings, then the ``LAUNCH_CONFIGS`` and ``SMALL_MAP_CONFIGS`` entries that
     minimise the time of each key's maps weighted by their probe points."""
-    work = [(m, s) for m in SWEEP_MAPS for s in _settings(m[0]) if s[-1] == 2]
+    work = [(m, s) for m in MAPS for s in _settings(m[0]) if s[-1] == 2]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_run_once, work, chunksize=4))
     totals: dict[tuple, dict[tuple, float]] = {}
-    for shape, layout, dtype, count in SWEEP_MAPS:
-        x = _sweep_features(shape, layout, dtype, device)
+    for shape, layout, dtype, count in MAPS:
+        x = _features(shape, layout, dtype, device)
         table, key = _config(shape, dtype)
         timed, seen = {}, {}
         for setting in _settings(shape):
@@ -204,22 +196,20 @@ def main() -> None:
     if args.sweep:
         sweep(device, args.jobs)
         return
-    for label, (shape, nhwc) in SHAPES.items():
-        b, c, h, w = shape
-        x = torch.randn(b, h, w, c, device=device, dtype=torch.bfloat16).permute(0, 3, 1, 2) if nhwc else \
-            torch.randn(shape, device=device, dtype=torch.bfloat16)
+    for shape, layout, dtype, _ in MAPS:
+        x = _features(shape, layout, dtype, device)
         ref_log, ref_pow = reference(x)
         for name, fn in VARIANTS.items():
-            if fn is fused_kernel and not spectrum_dft.supported(x):
-                continue
-            log, power = fn(x)
-            ms = _ms(lambda: fn(x))
-            err_log = float((log - ref_log).abs().max() / (b * c))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=fn is fused_kernel):  # as the lens runs it
+                if fn is fused_kernel and not spectrum_dft.supported(x):
+                    continue
+                log, power = fn(x)
+                ms = _ms(lambda: fn(x))
+            err_log = float((log - ref_log).abs().max() / (shape[0] * shape[1]))
             err_pow = float(((power - ref_pow).abs() / ref_pow.abs().clamp_min(1e-30)).max())
-            print(json.dumps({"shape": label, "variant": name, "ms": round(ms, 3),
-                              "elements_per_ns": round(x.numel() / ms / 1e6, 2),
+            print(json.dumps({"map": list(shape), "layout": layout, "dtype": str(dtype).removeprefix("torch."),
+                              "variant": name, "ms": round(ms, 3), "elements_per_ns": round(x.numel() / ms / 1e6, 2),
                               "max_err_mean_logamp": err_log, "max_rel_err_power": err_pow}), flush=True)
-
 
 if __name__ == "__main__":
     main()

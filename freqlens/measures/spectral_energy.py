@@ -28,8 +28,9 @@ from freqlens.ops import spectrum_dft
 EPS = 1e-6  # inside the log, as in the reference notebook
 FFT_CHUNK_ELEMS = 1 << 24  # input elements per float32 FFT chunk: bounds the extra memory
 FOLD_EVERY = 32  # batches the fused kernel sums in float32 on the device before they join the float64 state
-DFT_BACKENDS = ("torch.fft float32 (float64 for float64 maps); reduced-precision CUDA maps up to 128 a side: "
-                "fused split-bfloat16 DFT, ~1e-5 of the map's norm")  # recorded with every result
+# recorded with every result: which DFT serves which maps, and how close each comes
+DFT_BACKENDS = ("torch.fft float32, ~1e-7 of the map's norm (float64 for float64 maps); reduced-precision CUDA "
+                "maps up to 128 a side but 128x128: fused split-bfloat16 DFT, ~1e-5 of the map's norm")
 
 
 def spectrum_sums(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
