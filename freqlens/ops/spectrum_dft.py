@@ -1,9 +1,9 @@
-"""The spectrum measure's per-batch reduction as one fused GPU kernel, for reduced-precision feature maps.
+"""The spectrum measure's per-batch reduction as fused GPU kernels, for reduced-precision feature maps.
 
 ``half_plane_sums(x)`` returns what ``spectral_energy.accumulate_half_plane`` adds for a (B, C, H, W)
 tensor: the sums over images and channels of log(|rfft2(x)| + eps) and |rfft2(x)|². cuFFT needs a float32
 copy, a complex spectrum and separate amplitude/log/sum passes, which streams every feature map through
-memory about ten times; this kernel reads the map once, in any strides (token views included), and keeps
+memory about ten times; these kernels read the map once, in any strides (token views included), and keep
 everything else in registers.
 
 The 2-D DFT is two tensor-core matrix products: along W with the real-input half spectrum, then along H
