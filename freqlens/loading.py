@@ -38,21 +38,15 @@ class LoadedModel:
         """The model's own eval preprocessing (timm's resolution of its pretrained_cfg)."""
         return timm.data.resolve_data_config({}, model=self.model)
 
-    @torch.no_grad()
     def check_input(self, input_size: tuple[int, int, int] | None = None, hint: str | None = None) -> None:
         """Run one zero image of ``input_size`` (default: the model's own) through the model, so that a model
         that cannot take it fails before any work, with the fix, instead of mid-run with a traceback."""
-        from freqlens.lens.lens import preserved_state
+        from freqlens.lens.probes import trial_forward
 
         own = tuple(self.data_config()["input_size"])
         size = tuple(input_size) if input_size is not None else own
-        param = next(self.model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
         try:
-            with preserved_state(self.model):
-                self.model.eval()
-                self.model(torch.zeros((1, *size), device=device, dtype=dtype))
+            trial_forward(self.model, (), size)
         except Exception as exc:  # whatever the model raises, the user needs the same fix
             detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             which = "its input size" if size == own else f"its own being {'x'.join(map(str, own[1:]))}"

@@ -122,7 +122,7 @@ def default_probe_points(model: nn.Module, input_size: tuple[int, int, int]) -> 
     else:
         names = _tree_candidates(model)
         channels = reductions = [None] * len(names)
-    shapes = _trial_shapes(model, names, input_size)
+    shapes = trial_forward(model, names, input_size)
     points = []
     for name, ch, red in zip(names, channels, reductions, strict=True):
         shape = shapes.get(name)
@@ -151,7 +151,7 @@ def probe_points_for(model: nn.Module, names: Sequence[str], input_size: tuple[i
             f"model has no module {missing[0]!r}",
             hint=f"did you mean {', '.join(close)}?" if close else "list module paths with model.named_modules()",
         )
-    shapes = _trial_shapes(model, list(names), input_size)
+    shapes = trial_forward(model, list(names), input_size)
     points = []
     for name in names:
         point = _infer_point(model, name, shapes.get(name), None, None, input_size)
@@ -226,7 +226,9 @@ def _tree_candidates(model: nn.Module) -> list[str]:
 
 
 @torch.no_grad()
-def _trial_shapes(model: nn.Module, names: Sequence[str], input_size: tuple[int, int, int]) -> dict[str, tuple]:
+def trial_forward(model: nn.Module, names: Sequence[str], input_size: tuple[int, int, int]) -> dict[str, tuple]:
+    """One zero image of ``input_size`` through ``model`` in eval mode (its state restored after): the output
+    shape of each module in ``names``."""
     from freqlens.lens.lens import preserved_state
 
     shapes: dict[str, tuple] = {}
