@@ -94,7 +94,7 @@ from torch import nn
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_, use_fused_attn
-from timm.models import build_model_with_cfg, clean_state_dict, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models.metaformer import StarReLU
@@ -581,7 +581,7 @@ def checkpoint_filter_fn(state_dict: Dict, model: FdamViT) -> Dict[str, torch.Te
     initialise everything but the FDAM parameters (left at the model's init, see ``zero_init_fdam``).
     Our ``norm``/``head`` stay at init when the source has none; DDP ``module.`` prefixes are stripped.
     """
-    state_dict = clean_state_dict(unwrap_state_dict(state_dict, ("state_dict", "model")))
+    state_dict = unwrap_state_dict(state_dict, ("state_dict", "model"))
     if any(k.startswith("backbone.") for k in state_dict):
         state_dict, source = _convert_mmseg(state_dict), "mmseg"
         may_stay_at_init = _is_head_param

@@ -54,7 +54,7 @@ from torch import nn
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_, use_fused_attn
-from timm.models import build_model_with_cfg, clean_state_dict, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from timm.models.metaformer import LayerNormNoBias, MlpHead, Scale, StarReLU
@@ -518,7 +518,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     """Map an official checkpoint (any layout listed in the module docstring) onto ``model``'s state_dict."""
     # timm's own loader has already picked ``state_dict_ema`` when present before this filter runs; called
     # directly, the raw weights win and ``state_dict_ema`` is only the fallback
-    state_dict = clean_state_dict(unwrap_state_dict(state_dict, ("state_dict", "model", "state_dict_ema")))
+    state_dict = unwrap_state_dict(state_dict, ("state_dict", "model", "state_dict_ema"))
     if any(k.startswith("backbone.") for k in state_dict):
         state_dict = _convert_dense(state_dict)
     return _resize_filters(state_dict, model)

@@ -85,7 +85,7 @@ from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, GroupNorm1, SelectAdaptivePool2d, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, clean_state_dict, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from freqlens.io import standins  # noqa: F401  (allowlists the OmegaConf classes of official checkpoints)
@@ -454,7 +454,7 @@ def _init_weights(module: nn.Module) -> None:
 def checkpoint_filter_fn(state_dict: dict, model: SpaRTAN) -> Dict[str, torch.Tensor]:
     """Official SpaRTAN weights in any known wrapper; the official key names are ours, so nothing is renamed."""
     # ``model`` is what the official ``save_checkpoint`` writes
-    return clean_state_dict(unwrap_state_dict(state_dict, ("model", "state_dict", "model_ema")))
+    return unwrap_state_dict(state_dict, ("model", "state_dict", "model_ema"))
 
 
 def _create_spartan(variant: str, pretrained: bool = False, **kwargs) -> SpaRTAN:
