@@ -473,18 +473,25 @@ class BandLimitedAccuracy(Measure):
         with preserved_state(model):
             model.eval()
             clean = _predict(model, images, self.batch_size)
-            bands = (("low", self.low_agree, self.low_correct), ("high", self.high_agree, self.high_correct))
+            labels = labels.to(clean.device) if labels is not None else None
             spectrum, radius = _spectrum(images)
+            # (agree | correct) x (low | high) x cutoff counts, kept on the device: one transfer per batch
+            hits = torch.zeros(2, 2, len(self.cutoffs), dtype=torch.float64, device=clean.device)
             for i, cutoff in enumerate(self.cutoffs.tolist()):
-                for keep, agree, correct in bands:
+                for band, keep in enumerate(("low", "high")):
                     pred = _predict(model, _keep_band(images, spectrum, radius, cutoff, keep), self.batch_size)
-                    agree[i] += float((pred == clean).sum())
+                    hits[0, band, i] = (pred == clean).sum()
                     if labels is not None:
-                        correct[i] += float((pred == labels.to(pred.device)).sum())
+                        hits[1, band, i] = (pred == labels).sum()
+        hits = hits.to(self.low_agree.device)
+        self.low_agree += hits[0, 0]
+        self.high_agree += hits[0, 1]
         self.count += images.shape[0]
         if labels is not None:
+            self.low_correct += hits[1, 0]
+            self.high_correct += hits[1, 1]
             self.labelled += images.shape[0]
-            self.clean_correct += float((clean == labels.to(clean.device)).sum())
+            self.clean_correct += float((clean == labels).sum())
 
     def compute(self) -> BandLimitedCurves:
         if self.count == 0:
