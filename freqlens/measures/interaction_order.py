@@ -28,6 +28,7 @@ over images, so a runner may save it after every image and merge partial runs.
 """
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
@@ -66,6 +67,7 @@ def sample_pairs(grid: int, count: int, stride: int | None, seed: int) -> np.nda
     np_rng, py_rng = np.random.RandomState(seed), random.Random(seed)
     offsets = _offsets(stride)
     pairs: list[list[int]] = []
+    seen: set[tuple[int, int]] = set()  # unordered, for the membership test
     while len(pairs) < count:
         y1, x1 = np_rng.randint(0, grid), np_rng.randint(0, grid)
         if offsets is None:
@@ -75,8 +77,9 @@ def sample_pairs(grid: int, count: int, stride: int | None, seed: int) -> np.nda
             dy, dx = py_rng.choice(offsets)
             y2, x2 = min(max(y1 + dy, 0), grid - 1), min(max(x1 + dx, 0), grid - 1)
         i, j = y1 * grid + x1, y2 * grid + x2
-        if i == j or [i, j] in pairs or [j, i] in pairs:
+        if i == j or (min(i, j), max(i, j)) in seen:
             continue
+        seen.add((min(i, j), max(i, j)))
         pairs.append([i, j])
     return np.array(pairs, dtype=np.int64)
 
@@ -352,6 +355,7 @@ def _offsets(stride: int | None) -> list[tuple[int, int]] | None:
     return [(dy, dx) for dy in range(-stride, stride + 1) for dx in range(-stride, stride + 1) if dy or dx]
 
 
+@functools.lru_cache(maxsize=16)  # sample_pairs asks once per image
 def pair_count(grid: int, stride: int | None) -> int:
     """How many distinct unordered pairs ``sample_pairs`` can draw (counted, not listed, without a stride:
     a 100x100 grid has 5e7).
