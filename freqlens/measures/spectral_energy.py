@@ -29,8 +29,9 @@ EPS = 1e-6  # inside the log, as in the reference notebook
 FFT_CHUNK_ELEMS = 1 << 24  # input elements per float32 FFT chunk: bounds the extra memory
 FOLD_EVERY = 32  # batches the fused kernel sums in float32 on the device before they join the float64 state
 # recorded with every result: which DFT serves which maps, and how close each comes
+_SIDE = spectrum_dft.MAX_SIDE
 DFT_BACKENDS = ("torch.fft float32, ~1e-7 of the map's norm (float64 for float64 maps); reduced-precision CUDA "
-                "maps up to 128 a side but 128x128: fused split-bfloat16 DFT, ~1e-5 of the map's norm")
+                f"maps up to {_SIDE} a side but {_SIDE}x{_SIDE}: fused split-bfloat16 DFT, ~1e-5 of the map's norm")
 
 
 def spectrum_sums(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,6 +142,7 @@ class SpectralEnergy(Measure):
 
     def __init__(self, preset: str = "parkkim2022", radial_bins: int = 16, hf_cutoff: float = 0.5) -> None:
         super().__init__()
+        self.check_preset(preset)
         if radial_bins < 1:
             raise ValueError(f"radial_bins must be >= 1, got {radial_bins}")
         if not 0.0 < hf_cutoff < math.sqrt(2):

@@ -45,14 +45,19 @@ def supported(x: torch.Tensor) -> bool:
     bfloat16/float16 maps, and float32 maps of an autocast run (timm's residual streams stay float32 under
     autocast, but carry the reduced precision of its products); a float32 run keeps cuFFT's accuracy.
     """
-    if triton is None or not x.is_cuda or x.dim() != 4 or max(x.shape[-2:]) > MAX_SIDE:
+    if triton is None or not x.is_cuda or x.dim() != 4 or not _fits(*x.shape[-2:]):
         return False
     if x.untyped_storage().nbytes() >= 2**31 * x.element_size():
         return False  # the kernel's element offsets are 32-bit: a map batch this large takes cuFFT, in chunks
-    _, _, pwr, phh = _tiles(*x.shape[-2:])
-    if 4 * pwr * phh > MAX_STEP_ELEMENTS:
-        return False  # e.g. 128x128: 65 rfft columns and 65 kept rows pad to 128 each, too many registers
     return x.dtype in (torch.bfloat16, torch.float16) or (x.dtype == torch.float32 and torch.is_autocast_enabled("cuda"))
+
+
+@functools.lru_cache(maxsize=64)  # asked per probe point and batch
+def _fits(h: int, w: int) -> bool:
+    """Whether (h, w) maps fit the kernels' tiles: at most MAX_SIDE a side, and not 128x128, whose 65 rfft
+    columns and 65 kept rows pad to 128 each (too many registers)."""
+    _, _, pwr, phh = _tiles(h, w)
+    return max(h, w) <= MAX_SIDE and 4 * pwr * phh <= MAX_STEP_ELEMENTS
 
 
 def _padded(n: int, floor: int) -> int:
