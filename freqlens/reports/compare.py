@@ -3,7 +3,7 @@ the same images side by side, with a CSV of the curves."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,16 +15,20 @@ from freqlens.reports.gradcam_outputs import GRID_IMAGES, overlay
 COLUMNS = ("model", "point", "normalized_depth", "delta_log_amplitude", "hf_fraction")
 
 
-def spectrum_comparison_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
-    """Δ log amplitude at the highest diagonal frequency vs normalised depth, one line per model."""
+def spectrum_comparison_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+                               title: str = "spectrum: Δ log amplitude vs depth",
+                               size: tuple[float, float] = (4.2, 3.0)) -> plt.Figure:
+    """Δ log amplitude at the highest diagonal frequency vs normalised depth, one line per model (Park & Kim
+    2022, Fig. 2b); the figure script for the paper draws it too, at a column's width."""
     with paper_style():
-        fig, ax = plt.subplots(figsize=(4.2, 3.0), layout="constrained")
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
         for i, (label, (depth, delta)) in enumerate(curves.items()):
             # colours from paper_style's Okabe-Ito cycle
             ax.plot(depth, delta, marker=MARKERS[i % len(MARKERS)], ms=3, lw=1.0, label=label)
+        ax.set_xlim(-0.03, 1.03)
         ax.set_xlabel("normalised depth")
         ax.set_ylabel("Δ log amplitude at highest freq.")
-        ax.set_title("spectrum: Δ log amplitude vs depth")
+        ax.set_title(title)
         ax.legend(frameon=False)
     return fig
 
