@@ -81,10 +81,9 @@ def train(
     inputs, targets = normalize(images.to(device), model), labels.to(device)  # once for the split, on the device
     order_rng = torch.Generator().manual_seed(seed)
     for _ in range(hp["epochs"]):
-        order = torch.randperm(hp["train_size"], generator=order_rng)
+        order = torch.randperm(hp["train_size"], generator=order_rng).to(device)  # one copy per epoch
         for step in range(steps_per_epoch):
             idx = order[step * hp["batch_size"] : (step + 1) * hp["batch_size"]]
-            idx = idx.to(device)
             loss = F.cross_entropy(model(inputs[idx]), targets[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
