@@ -16,6 +16,8 @@ hold them.
 from __future__ import annotations
 
 import argparse
+import collections
+import functools
 import itertools
 import json
 import math
@@ -113,30 +115,35 @@ def _ms(fn) -> float:
 def _settings(shape: tuple) -> list[tuple[int, ...]]:
     """Every launch setting the sweep times for maps of this shape (the last entry, programs per SM, needs
     no compilation of its own)."""
-    if shape[-2] * shape[-1] <= spectrum_dft.SMALL_MAP_PIXELS:  # maps per step, warps, stages, programs
+    if spectrum_dft._small(*shape[-2:]):  # maps per step, warps, stages, programs
         return list(itertools.product((32, 64, 128), (4, 8), (1, 2), (2, 4, 8)))
     rows = [r for r in (16, 32, 64) if r <= spectrum_dft._tiles(*shape[-2:])[0]]
     return list(itertools.product((2048, 4096, 8192, 16384), (4, 8), (1, 2), rows, (2, 4, 8)))
 
 
-def _config(shape: tuple, dtype: torch.dtype) -> tuple[dict, tuple | bool]:
-    """The table of launch settings that serves these maps, and their key in it."""
+def _config(shape: tuple, dtype: torch.dtype) -> tuple[str, tuple | bool]:
+    """The name of the ``spectrum_dft`` table of launch settings that serves these maps, and their key in it."""
     split = dtype != torch.bfloat16
-    if shape[-2] * shape[-1] <= spectrum_dft.SMALL_MAP_PIXELS:
-        return spectrum_dft.SMALL_MAP_CONFIGS, split
-    return spectrum_dft.LAUNCH_CONFIGS, (spectrum_dft._tiles(*shape[-2:])[0], split)
+    if spectrum_dft._small(*shape[-2:]):
+        return "SMALL_MAP_CONFIGS", split
+    return "LAUNCH_CONFIGS", (spectrum_dft._tiles(*shape[-2:])[0], split)
 
 
 def _use(shape: tuple, dtype: torch.dtype, setting: tuple) -> None:
-    table, key = _config(shape, dtype)
-    table[key] = setting
+    name, key = _config(shape, dtype)
+    getattr(spectrum_dft, name)[key] = setting
     spectrum_dft._launch.cache_clear()
+
+
+@functools.cache  # a worker compiles several settings of one map in a row: build its input once
+def _cached_features(shape: tuple, layout: str, dtype: torch.dtype) -> torch.Tensor:
+    return _features(shape, layout, dtype, torch.device("cuda"))
 
 
 def _run_once(job: tuple) -> None:
     """Compile (into Triton's on-disk cache) and run the kernel once for one map and setting."""
     (shape, layout, dtype, _), setting = job
-    x = _features(shape, layout, dtype, torch.device("cuda"))
+    x = _cached_features(shape, layout, dtype)
     _use(shape, dtype, setting)
     try:
         spectrum_dft.accumulate(x, spectrum_dft.partial_buffer(x), EPS)
@@ -151,10 +158,10 @@ def sweep(device: torch.device, jobs: int) -> None:
     work = [(m, s) for m in MAPS for s in _settings(m[0]) if s[-1] == 2]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_run_once, work, chunksize=4))
-    totals: dict[tuple, dict[tuple, float]] = {}
+    totals: dict[tuple, dict[tuple, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     for shape, layout, dtype, count in MAPS:
         x = _features(shape, layout, dtype, device)
-        table, key = _config(shape, dtype)
+        name, key = _config(shape, dtype)
         timed, seen = {}, {}
         for setting in _settings(shape):
             _use(shape, dtype, setting)
@@ -168,16 +175,14 @@ def sweep(device: torch.device, jobs: int) -> None:
                 timed[setting] = _ms(lambda: spectrum_dft.accumulate(x, partial, EPS))
             except triton.runtime.errors.OutOfResources:  # e.g. 64-row chunks of a 128-wide map
                 timed[setting] = math.inf
-        name = "SMALL_MAP_CONFIGS" if table is spectrum_dft.SMALL_MAP_CONFIGS else "LAUNCH_CONFIGS"
         for setting, ms in timed.items():
-            totals.setdefault((name, key), {}).setdefault(setting, 0.0)
             totals[name, key][setting] += count * ms
         best = sorted((round(ms, 4), *setting) for setting, ms in timed.items())[:6]
         print(json.dumps({"map": list(shape), "layout": layout, "dtype": str(dtype).removeprefix("torch."),
                           "table": name, "key": key, "fastest_ms_and_setting": best}), flush=True)
-    winners: dict[str, dict] = {}
+    winners: dict[str, dict] = collections.defaultdict(dict)
     for (name, key), settings in totals.items():
-        winners.setdefault(name, {})[json.dumps(key)] = min(settings, key=settings.get)
+        winners[name][json.dumps(key)] = min(settings, key=settings.get)
     print(json.dumps(winners), flush=True)
 
 
